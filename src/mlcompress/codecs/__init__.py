@@ -1,0 +1,3 @@
+"""Every codec module; importing this package fills the registry."""
+
+from . import classical  # noqa: F401

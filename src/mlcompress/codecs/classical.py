@@ -1,0 +1,244 @@
+"""Classical codecs, the anchors: each writes its own standard format through Pillow or imagecodecs.
+
+| id        | library            | knob                                   | notes                         |
+|-----------|--------------------|----------------------------------------|-------------------------------|
+| jpeg      | Pillow (libjpeg)   | quality 1-95                           | 4:2:0 chroma subsampling      |
+| webp      | Pillow (libwebp)   | quality 0-100                          | lossy, method 6               |
+| jpeg2000  | Pillow (OpenJPEG)  | compression ratio 1-1000 (lower=better)| irreversible 9/7, mct=1 (RGB) |
+| avif      | Pillow (libavif)   | quality 0-100                          | speed fixed at 6, 4:2:0       |
+| jxl       | imagecodecs        | Butteraugli distance 0.05-25 (lower=better) | effort 7                 |
+| png       | Pillow (zlib)      | none (lossless)                        | compress_level 9              |
+| qoi       | imagecodecs        | none (lossless)                        | RGB/RGBA only                 |
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ..errors import CorruptDataError, UnsupportedError
+from ..image import as_hwc, from_hwc, read_image, to_pil
+from ..limits import check_pixels
+from ..registry import register
+from .base import Codec
+
+AVIF_SPEED = 6
+
+
+def _imagecodecs(feature: str):
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    codec = getattr(imagecodecs, feature, None)
+    return imagecodecs if codec is not None and codec.available else None
+
+
+class PillowCodec(Codec):
+    """A codec whose format Pillow writes and reads."""
+
+    native = False
+    pil_format: str = ""
+    pil_feature: str | None = None
+
+    def unavailable_reason(self) -> str | None:
+        if self.pil_feature is None:
+            return None
+        from PIL import features
+
+        return None if features.check(self.pil_feature) else f"Pillow was built without {self.pil_feature}"
+
+    def save_options(self, img: np.ndarray, quality) -> dict:
+        return {}
+
+    def encode(self, img: np.ndarray, quality=None) -> bytes:
+        self.require_available()
+        hwc = self.check_image(img)
+        q = self.check_quality(quality)
+        buf = io.BytesIO()
+        to_pil(hwc).save(buf, format=self.pil_format, **self.save_options(hwc, q))
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        self.require_available()
+        if not self.sniff(bytes(data[:32])):
+            raise CorruptDataError(f"not a {self.name} file")
+        return read_image(bytes(data))
+
+
+@register
+class Jpeg(PillowCodec):
+    name = "jpeg"
+    description = "JPEG (libjpeg via Pillow), 4:2:0"
+    extension = ".jpg"
+    pil_format = "JPEG"
+    pil_feature = "jpg"
+    quality_help = "JPEG quality 1-95, higher is better"
+    quality_range = (1, 95)
+    default_quality = 75
+    bench_qualities = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+    channels = (1, 3)
+
+    def save_options(self, img, quality):
+        return {"quality": quality, "subsampling": "4:2:0", "optimize": True}
+
+    def sniff(self, prefix):
+        return prefix[:3] == b"\xff\xd8\xff"
+
+
+@register
+class WebP(PillowCodec):
+    name = "webp"
+    description = "WebP lossy (libwebp via Pillow), method 6"
+    extension = ".webp"
+    pil_format = "WEBP"
+    pil_feature = "webp"
+    quality_help = "WebP quality 0-100, higher is better"
+    quality_range = (0, 100)
+    default_quality = 75
+    bench_qualities = (5, 15, 30, 45, 60, 75, 85, 92, 97)
+
+    def save_options(self, img, quality):
+        return {"quality": quality, "method": 6}
+
+    def sniff(self, prefix):
+        return prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP"
+
+
+@register
+class Jpeg2000(PillowCodec):
+    name = "jpeg2000"
+    description = "JPEG 2000 (OpenJPEG via Pillow), irreversible 9/7 wavelet, one rate layer"
+    extension = ".jp2"
+    pil_format = "JPEG2000"
+    pil_feature = "jpg_2000"
+    quality_help = "compression ratio 1-1000 (original bits / coded bits), lower is better"
+    quality_range = (1, 1000)
+    quality_integer = False
+    default_quality = 40
+    bench_qualities = (300, 200, 120, 80, 50, 35, 24, 16, 12)
+
+    def save_options(self, img, quality):
+        return {
+            "quality_mode": "rates",
+            "quality_layers": [quality],
+            "irreversible": True,
+            "mct": 1 if img.shape[2] == 3 else 0,
+        }
+
+    def sniff(self, prefix):
+        return prefix[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n" or prefix[:4] == b"\xff\x4f\xff\x51"
+
+
+@register
+class Avif(PillowCodec):
+    name = "avif"
+    description = f"AVIF (libavif via Pillow), speed {AVIF_SPEED}, 4:2:0"
+    extension = ".avif"
+    pil_format = "AVIF"
+    pil_feature = "avif"
+    quality_help = "AVIF quality 0-100, higher is better"
+    quality_range = (0, 100)
+    default_quality = 60
+    bench_qualities = (10, 20, 30, 40, 50, 60, 70, 80, 88)
+
+    def save_options(self, img, quality):
+        return {"quality": quality, "speed": AVIF_SPEED, "subsampling": "4:2:0"}
+
+    def sniff(self, prefix):
+        return prefix[4:8] == b"ftyp" and prefix[8:12] in (b"avif", b"avis")
+
+
+@register
+class Png(PillowCodec):
+    name = "png"
+    description = "PNG (zlib via Pillow), lossless, compress_level 9"
+    extension = ".png"
+    lossless = True
+    pil_format = "PNG"
+
+    def save_options(self, img, quality):
+        return {"compress_level": 9}
+
+    def sniff(self, prefix):
+        return prefix[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@register
+class JpegXL(Codec):
+    name = "jxl"
+    description = "JPEG XL (libjxl via imagecodecs), effort 7"
+    extension = ".jxl"
+    native = False
+    quality_help = "Butteraugli distance 0.05-25, lower is better (1.0 is visually lossless)"
+    quality_range = (0.05, 25.0)
+    quality_integer = False
+    default_quality = 1.0
+    bench_qualities = (12.0, 8.0, 5.0, 3.5, 2.5, 1.8, 1.2, 0.8, 0.5)
+
+    def unavailable_reason(self):
+        return None if _imagecodecs("JPEGXL") else "imagecodecs with JPEG XL support is not installed"
+
+    def encode(self, img, quality=None):
+        self.require_available()
+        hwc = self.check_image(img)
+        q = self.check_quality(quality)
+        ic = _imagecodecs("JPEGXL")
+        return bytes(ic.jpegxl_encode(from_hwc(hwc), distance=q, effort=7))
+
+    def decode(self, data):
+        self.require_available()
+        data = bytes(data)
+        if not self.sniff(data[:32]):
+            raise CorruptDataError("not a JPEG XL file")
+        ic = _imagecodecs("JPEGXL")
+        try:
+            out = ic.jpegxl_decode(data)
+        except Exception as exc:  # imagecodecs raises its own error classes
+            raise CorruptDataError(f"cannot decode JPEG XL: {exc}") from None
+        return _as_uint8(out)
+
+    def sniff(self, prefix):
+        return prefix[:2] == b"\xff\x0a" or prefix[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+
+
+@register
+class Qoi(Codec):
+    name = "qoi"
+    description = "QOI, the Quite OK Image format (imagecodecs), lossless"
+    extension = ".qoi"
+    native = False
+    lossless = True
+    channels = (3, 4)
+
+    def unavailable_reason(self):
+        return None if _imagecodecs("QOI") else "imagecodecs with QOI support is not installed"
+
+    def encode(self, img, quality=None):
+        self.require_available()
+        hwc = self.check_image(img)
+        self.check_quality(quality)
+        return bytes(_imagecodecs("QOI").qoi_encode(hwc))
+
+    def decode(self, data):
+        self.require_available()
+        data = bytes(data)
+        if len(data) < 14 or not self.sniff(data):
+            raise CorruptDataError("not a QOI file")
+        check_pixels(int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big"))
+        try:
+            out = _imagecodecs("QOI").qoi_decode(data)
+        except Exception as exc:
+            raise CorruptDataError(f"cannot decode QOI: {exc}") from None
+        return _as_uint8(out)
+
+    def sniff(self, prefix):
+        return prefix[:4] == b"qoif"
+
+
+def _as_uint8(out) -> np.ndarray:
+    out = np.asarray(out)
+    if out.dtype != np.uint8:
+        raise UnsupportedError(f"decoded image has dtype {out.dtype}; only 8-bit images are supported")
+    return from_hwc(as_hwc(out))

@@ -1,0 +1,92 @@
+"""Image arrays and image files: validation, layouts, reading and writing.
+
+The in-memory image everywhere is a numpy ``uint8`` array, ``HxW`` (grey), ``HxWx3`` (RGB) or
+``HxWx4`` (RGBA), values 0..255. ``as_hwc`` gives the ``HxWxC`` view codecs work on.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorruptDataError, UsageError
+from .limits import check_pixels, get_max_pixels
+
+#: File extensions read as images by folders of images (data sets, batch compression, bench).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def as_hwc(img: np.ndarray) -> np.ndarray:
+    """Validate an image and return it as a C-contiguous uint8 HxWxC array (C in 1, 3, 4)."""
+    if not isinstance(img, np.ndarray):
+        raise UsageError(f"expected a numpy array, got {type(img).__name__}")
+    if img.dtype != np.uint8:
+        raise UsageError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in CHANNEL_MODES:
+        raise UsageError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {img.shape}")
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise UsageError(f"image has no pixels (shape {img.shape})")
+    return np.ascontiguousarray(img)
+
+
+def from_hwc(img: np.ndarray) -> np.ndarray:
+    """The public layout: grey images as HxW, colour as HxWxC."""
+    return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
+
+
+def to_pil(img: np.ndarray):
+    """A Pillow image of a uint8 HxW/HxWxC array."""
+    from PIL import Image
+
+    hwc = as_hwc(img)
+    return Image.fromarray(from_hwc(hwc), CHANNEL_MODES[hwc.shape[2]])
+
+
+def from_pil(pil) -> np.ndarray:
+    """A uint8 array (HxW, HxWx3 or HxWx4) of a Pillow image, converting other modes sensibly."""
+    mode = pil.mode
+    if mode in ("L", "RGB", "RGBA"):
+        pass
+    elif mode in ("1", "I;16", "I;16B", "I;16L", "I", "F"):
+        pil = pil.convert("L")
+    elif mode == "LA":
+        pil = pil.convert("RGBA")
+    elif mode in ("P", "PA"):
+        pil = pil.convert("RGBA" if "transparency" in pil.info or mode == "PA" else "RGB")
+    else:
+        pil = pil.convert("RGB")
+    return np.asarray(pil, dtype=np.uint8).copy()
+
+
+def read_image(source: str | Path | bytes) -> np.ndarray:
+    """Read an image file (any format Pillow reads) into a uint8 array.
+
+    Raises CorruptDataError when the bytes are not a readable image, LimitError when it is too big.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = get_max_pixels()
+    try:
+        with Image.open(io.BytesIO(data)) as pil:
+            check_pixels(*pil.size)
+            pil.load()
+            return from_pil(pil)
+    except UnidentifiedImageError:
+        raise CorruptDataError("not a recognised image file") from None
+    except Image.DecompressionBombError as exc:
+        from .errors import LimitError
+
+        raise LimitError(str(exc)) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptDataError(f"cannot read image: {exc}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+

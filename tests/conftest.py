@@ -1,0 +1,61 @@
+"""Shared fixtures: synthetic images and the shared data sets (skipped when absent, unless CI=true)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MLCOMPRESS_DATA", REPO.parent / "shared" / "data"))
+
+
+def data_dir(name: str) -> Path:
+    """A folder of ../shared/data; skip with a reason when absent, fail under CI=true."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing but CI=true requires the shared data")
+        pytest.skip(f"shared data {path} not present (set MLCOMPRESS_DATA or run beside ../shared)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    return data_dir("kodak")
+
+
+@pytest.fixture(scope="session")
+def kodak_images(kodak_dir) -> list[np.ndarray]:
+    """Three Kodak images (uint8 HxWx3), enough for round trips without making tests slow."""
+    from mlcompress.image import read_image
+
+    return [read_image(kodak_dir / f"kodim{i:02d}.png") for i in (1, 7, 23)]
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def synthetic_images() -> dict[str, np.ndarray]:
+    """Small images of every layout: gradients, noise, flat areas, odd sizes."""
+    r = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:37, 0:53]
+    grad = np.stack([(xx * 4) % 256, (yy * 6) % 256, ((xx + yy) * 3) % 256], axis=2).astype(np.uint8)
+    return {
+        "rgb_gradient": grad,
+        "rgb_noise": r.integers(0, 256, (29, 31, 3), dtype=np.uint8),
+        "grey": (xx * 4 % 256).astype(np.uint8),
+        "rgba": np.dstack([grad, r.integers(0, 256, (37, 53), dtype=np.uint8)]),
+        "flat": np.full((16, 16, 3), 128, np.uint8),
+        "one_pixel": np.array([[[10, 20, 30]]], np.uint8),
+        "thin": r.integers(0, 256, (1, 40, 3), dtype=np.uint8),
+    }
+
+
+@pytest.fixture(params=sorted(synthetic_images()))
+def synthetic(request) -> np.ndarray:
+    return synthetic_images()[request.param]

@@ -98,6 +98,7 @@ class WebP(PillowCodec):
     quality_range = (0, 100)
     default_quality = 75
     bench_qualities = (5, 15, 30, 45, 60, 75, 85, 92, 97)
+    channels = (3, 4)  # WebP has no grey mode: a grey image would come back as RGB
 
     def save_options(self, img, quality):
         return {"quality": quality, "method": 6}
@@ -142,6 +143,7 @@ class Avif(PillowCodec):
     quality_range = (0, 100)
     default_quality = 60
     bench_qualities = (10, 20, 30, 40, 50, 60, 70, 80, 88)
+    channels = (3, 4)  # Pillow writes grey AVIF as RGB
 
     def save_options(self, img, quality):
         return {"quality": quality, "speed": AVIF_SPEED, "subsampling": "4:2:0"}

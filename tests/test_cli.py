@@ -1,0 +1,186 @@
+"""The command line: happy paths, output naming, and every error path (one line, right exit code)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlcompress
+from mlcompress import cli, registry
+from mlcompress.image import read_image
+
+NATIVE = "rle"  # a numpy-only native codec: .mlc files without torch
+
+
+@pytest.fixture()
+def photo(tmp_path) -> Path:
+    yy, xx = np.mgrid[0:48, 0:64]
+    img = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.uint8)
+    path = tmp_path / "photo.png"
+    path.write_bytes(registry.get("png").encode(img))
+    return path
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlcompress: error:"), err
+    assert "Traceback" not in err
+
+
+def test_compress_then_decompress_follows_the_naming_convention(capsys, photo):
+    code, out, _ = run(capsys, "compress", photo, "-c", NATIVE)
+    assert code == 0 and (photo.parent / "photo.mlc").exists()
+    code, _, _ = run(capsys, "decompress", photo.parent / "photo.mlc")
+    assert code == 0
+    assert np.array_equal(read_image(photo.parent / "photo.decoded.png"), read_image(photo))
+
+
+def test_compress_with_a_classical_codec_writes_its_native_format(capsys, photo):
+    code, _, _ = run(capsys, "compress", photo, "-c", "jpeg", "-q", "80")
+    assert code == 0
+    assert (photo.parent / "photo.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_png_codec_never_writes_over_its_own_input(capsys, photo):
+    before = photo.read_bytes()
+    code, _, _ = run(capsys, "compress", photo, "-c", "png", "--force")
+    assert code == 0 and photo.read_bytes() == before
+    assert (photo.parent / "photo.compressed.png").exists()
+
+
+def test_default_codec_is_used_without_dash_c(capsys, photo):
+    code, out, _ = run(capsys, "compress", photo, "-o", photo.parent / "x.bin")
+    assert code == 0 and mlcompress.default_codec() in out
+
+
+def test_info_reports_container_fields_as_json(capsys, photo):
+    run(capsys, "compress", photo, "-c", NATIVE)
+    code, out, _ = run(capsys, "info", photo.parent / "photo.mlc", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["codec"] == NATIVE and (info["width"], info["height"]) == (64, 48)
+    assert info["bytes"] == (photo.parent / "photo.mlc").stat().st_size
+
+
+def test_codecs_lists_every_registered_codec_as_json(capsys):
+    code, out, _ = run(capsys, "codecs", "--json")
+    names = [r["name"] for r in json.loads(out)]
+    assert code == 0 and names == registry.list_codecs()
+
+
+def test_compare_reports_psnr_of_two_files(capsys, photo, tmp_path):
+    run(capsys, "compress", photo, "-c", "jpeg", "-q", "50")
+    code, out, _ = run(capsys, "compare", photo, tmp_path / "photo.jpg", "--json")
+    res = json.loads(out)
+    expected = mlcompress.metrics.psnr(read_image(photo), mlcompress.open(tmp_path / "photo.jpg"))
+    assert code == 0 and res["psnr"] == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_missing_input_is_a_usage_error(capsys, tmp_path):
+    code, _, err = run(capsys, "compress", tmp_path / "nope.png")
+    assert code == 2
+    assert_one_line_error(err)
+
+
+def test_input_that_is_not_an_image_is_a_data_error(capsys, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("hello, I am text")
+    code, _, err = run(capsys, "compress", bad, "-c", NATIVE)
+    assert code == 1
+    assert_one_line_error(err)
+    assert not (tmp_path / "notes.mlc").exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda d: d[: len(d) // 2], id="truncated"),
+        pytest.param(lambda d: d[:40] + bytes([d[40] ^ 0x01]) + d[41:], id="flipped-byte"),
+        pytest.param(lambda d: b"NOPE" + d[4:], id="wrong-magic"),
+        pytest.param(lambda d: d[:4] + b"\x09" + d[5:], id="future-version"),
+    ],
+)
+def test_damaged_mlc_file_is_a_data_error_and_writes_nothing(capsys, photo, damage):
+    run(capsys, "compress", photo, "-c", NATIVE)
+    mlc = photo.parent / "photo.mlc"
+    mlc.write_bytes(damage(mlc.read_bytes()))
+    code, _, err = run(capsys, "decompress", mlc)
+    assert code == 1
+    assert_one_line_error(err)
+    assert not (photo.parent / "photo.decoded.png").exists()
+
+
+def test_existing_output_is_not_overwritten_without_force(capsys, photo):
+    target = photo.parent / "photo.mlc"
+    target.write_bytes(b"precious")
+    code, _, err = run(capsys, "compress", photo, "-c", NATIVE)
+    assert code == 2 and target.read_bytes() == b"precious"
+    assert_one_line_error(err)
+    assert run(capsys, "compress", photo, "-c", NATIVE, "--force")[0] == 0
+    assert target.read_bytes() != b"precious"
+
+
+def test_unwritable_output_folder_is_a_usage_error(capsys, photo, tmp_path):
+    code, _, err = run(capsys, "compress", photo, "-o", tmp_path / "missing" / "x.mlc", "-c", NATIVE)
+    assert code == 2
+    assert_one_line_error(err)
+    if os.geteuid() != 0:  # root can write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        code, _, err = run(capsys, "compress", photo, "-o", ro / "x.mlc", "-c", NATIVE)
+        assert code == 2
+
+
+def test_output_path_over_a_file_where_a_folder_is_expected_is_a_usage_error(capsys, photo, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "compress", photo, "-o", tmp_path / "afile" / "x.mlc", "-c", NATIVE)
+    assert code == 2
+    assert_one_line_error(err)
+
+
+def test_unknown_codec_and_bad_quality_are_usage_errors(capsys, photo):
+    code, _, err = run(capsys, "compress", photo, "-c", "nosuchcodec")
+    assert code == 2 and "unknown codec" in err
+    code, _, err = run(capsys, "compress", photo, "-c", "jpeg", "-q", "high")
+    assert code == 2
+    assert_one_line_error(err)
+
+
+def test_bad_arguments_give_one_line_and_exit_2(capsys):
+    code, _, err = run(capsys, "compress")
+    assert code == 2
+    assert_one_line_error(err)
+
+
+def test_pixel_limit_option_refuses_big_images(capsys, photo):
+    code, _, err = run(capsys, "--max-pixels", "100", "compress", photo, "-c", NATIVE)
+    assert code == 1 and "limit" in err
+
+
+def test_stdin_to_stdout_pipeline_through_the_console_script(photo, tmp_path):
+    exe = Path(sys.executable).with_name("mlcompress")
+    enc = subprocess.run([exe, "compress", "-", "-c", NATIVE], input=photo.read_bytes(), capture_output=True, check=True)
+    assert enc.stdout[:4] == b"\x8aMLC"
+    dec = subprocess.run([exe, "decompress", "-"], input=enc.stdout, capture_output=True, check=True)
+    assert np.array_equal(read_image(dec.stdout), read_image(photo))
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("mlcompress")
+    bad = tmp_path / "x.mlc"
+    bad.write_bytes(b"\x8aMLC\x01" + b"\x00" * 30)
+    res = subprocess.run([exe, "decompress", bad], capture_output=True, text=True)
+    assert res.returncode == 1
+    assert_one_line_error(res.stderr)

@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/mlcompress bench --data ../shared/data/kodak --out bench/results
+	$(BIN)/mlcompress bench --data ../shared/data/kodak --out bench/results --anchors
 
 fuzz: $(STAMP)
 	$(BIN)/python -m mlcompress.fuzz --cases 100000

@@ -22,6 +22,16 @@ def data_dir(name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _restore_pixel_limit():
+    """Undo a pixel limit set by a test (``cli.main(["--max-pixels", ...])`` sets it for the process)."""
+    from mlcompress import limits
+
+    old = limits._max_pixels
+    yield
+    limits._max_pixels = old
+
+
 @pytest.fixture(scope="session")
 def kodak_dir() -> Path:
     return data_dir("kodak")

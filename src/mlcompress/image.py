@@ -85,7 +85,7 @@ def read_image(source: str | Path | bytes) -> np.ndarray:
         from .errors import LimitError
 
         raise LimitError(str(exc)) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: Pillow's AVIF decoder
         raise CorruptDataError(f"cannot read image: {exc}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old

@@ -1,0 +1,202 @@
+"""Lossless run-length coding (the thesis's first method), vectorised with numpy.
+
+The byte coder (:func:`rle_encode_bytes` / :func:`rle_decode_bytes`) is PackBits-style: a
+sequence of *literal packets* (1..128 bytes copied as they are) and *run packets* (one byte
+repeated 3..130 times), each announced by a one-byte header. Unlike Apple's PackBits, the
+headers and the packet bodies are stored in two separate sections, so that a decoder finds every
+packet with one cumulative sum instead of walking the stream byte by byte::
+
+    u32 BE   m          number of packets
+    m bytes  headers    h < 128: literal packet of h + 1 bytes
+                        h >= 128: run packet of h - 128 + 3 copies of one byte
+    rest     bodies     the literal bytes, or the one repeated byte, of each packet in order
+
+Runs shorter than 3 bytes are cheaper inside literals (a run of 2 costs 2 bytes either way, and
+splitting a literal costs one more header), so the encoder only makes run packets of >= 3.
+
+The ``rle`` codec applies the byte coder to one of three layouts of the image and keeps the
+smallest (payload byte 0 records which): 0 interleaved pixels (RGBRGB...), 1 channel planes
+(RR..GG..BB..), 2 palette indices (images with <= 256 distinct colours: a palette and the
+RLE-coded index plane). The full payload layout is in docs/CODECS.md.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from .. import container as mlc
+from ..errors import CorruptDataError
+from ..registry import register
+from .base import Encoded, NativeCodec
+
+#: Shortest run stored as a run packet, longest run packet, longest literal packet.
+MIN_RUN, MAX_RUN, MAX_LITERAL = 3, 130, 128
+_COUNT = struct.Struct(">I")
+
+LAYOUTS = ("interleaved", "planar", "palette")
+INTERLEAVED, PLANAR, PALETTE = 0, 1, 2
+
+
+def _split(starts: np.ndarray, lengths: np.ndarray, limit: int, min_last: int = 1):
+    """Cut segments (start, length) into packets of at most ``limit``, in order.
+
+    With ``min_last`` > 1 the last two packets of a segment are balanced so that none is shorter
+    than ``min_last`` (each segment must be at least ``min_last`` long).
+    """
+    npk = (lengths + limit - 1) // limit
+    total = int(npk.sum())
+    seg = np.repeat(np.arange(lengths.size), npk)
+    first = np.cumsum(npk) - npk  # index of each segment's first packet
+    k = np.arange(total) - first[seg]  # packet number within its segment
+    pk_start = starts[seg] + k * limit
+    pk_len = np.minimum(limit, lengths[seg] - k * limit)
+    if min_last > 1:
+        short = np.flatnonzero(pk_len < min_last)  # always a segment's last packet, never its first
+        if short.size:
+            need = min_last - pk_len[short]
+            pk_len[short - 1] -= need
+            pk_len[short] += need
+            pk_start[short] -= need
+    return pk_start, pk_len
+
+
+def rle_encode_bytes(data) -> bytes:
+    """Run-length code a byte string (bytes or a uint8 array) into the two-section stream above."""
+    x = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data.ravel()
+    if x.dtype != np.uint8:
+        raise TypeError("rle_encode_bytes needs bytes or a uint8 array")
+    n = x.size
+    if n == 0:
+        return _COUNT.pack(0)
+    run_starts = np.concatenate(([0], np.flatnonzero(x[1:] != x[:-1]) + 1))
+    run_lens = np.diff(np.append(run_starts, n))
+    long = run_lens >= MIN_RUN
+
+    # run packets: every run of >= MIN_RUN, cut at MAX_RUN
+    r_start, r_len = _split(run_starts[long], run_lens[long], MAX_RUN, MIN_RUN)
+    # literal packets: maximal stretches of consecutive short runs, cut at MAX_LITERAL
+    short = np.flatnonzero(~long)
+    if short.size:
+        new = np.ones(short.size, bool)
+        new[1:] = short[1:] != short[:-1] + 1
+        firsts = np.flatnonzero(new)
+        l_seg_start = run_starts[short[firsts]]
+        l_seg_len = np.add.reduceat(run_lens[short], firsts)
+        l_start, l_len = _split(l_seg_start, l_seg_len, MAX_LITERAL)
+    else:
+        l_start = l_len = np.zeros(0, np.int64)
+
+    starts = np.concatenate((l_start, r_start))
+    lens = np.concatenate((l_len, r_len))
+    is_run = np.concatenate((np.zeros(l_start.size, bool), np.ones(r_start.size, bool)))
+    order = np.argsort(starts, kind="stable")
+    lens, is_run = lens[order], is_run[order]
+    headers = np.where(is_run, lens - MIN_RUN + 128, lens - 1).astype(np.uint8)
+
+    keep = np.repeat(~long, run_lens)  # every byte of a literal
+    keep[r_start] = True  # the first byte of every run packet
+    return _COUNT.pack(headers.size) + headers.tobytes() + x[keep].tobytes()
+
+
+def rle_decode_bytes(data: bytes, size: int, offset: int = 0) -> np.ndarray:
+    """Decode a stream of :func:`rle_encode_bytes` that must expand to exactly ``size`` bytes.
+
+    ``data[offset:]`` must hold the stream and nothing else. Returns a uint8 array of ``size``.
+    Raises CorruptDataError on a truncated or inconsistent stream, before allocating the output.
+    """
+    buf = memoryview(data)[offset:]
+    if len(buf) < _COUNT.size:
+        raise CorruptDataError("RLE stream truncated (no packet count)")
+    (m,) = _COUNT.unpack_from(buf)
+    if m > len(buf) - _COUNT.size:
+        raise CorruptDataError(f"RLE stream declares {m} packets but holds only {len(buf) - 4} bytes")
+    h = np.frombuffer(buf, np.uint8, m, _COUNT.size).astype(np.int64)
+    body = np.frombuffer(buf, np.uint8, offset=_COUNT.size + m)
+    is_run = h >= 128
+    out_len = np.where(is_run, h - 128 + MIN_RUN, h + 1)
+    total = int(out_len.sum())
+    if total != size:
+        kind = "overruns" if total > size else "underruns"
+        raise CorruptDataError(f"RLE stream {kind} the image: {total} bytes for {size} expected")
+    used = np.where(is_run, 1, out_len)
+    body_len = int(used.sum())
+    if body_len != body.size:
+        what = "truncated" if body_len > body.size else "followed by stray bytes"
+        raise CorruptDataError(f"RLE packet bodies {what}: {body_len} bytes declared, {body.size} present")
+    counts = np.ones(body.size, np.int64)
+    body_at = np.cumsum(used) - used  # where each packet's body starts
+    counts[body_at[is_run]] = out_len[is_run]
+    return np.repeat(body, counts)
+
+
+def _palette(hwc: np.ndarray):
+    """(palette kxC uint8, index plane HxW uint8) when the image has <= 256 colours, else None."""
+    h, w, c = hwc.shape
+    flat = hwc.reshape(-1, c)
+    keys = np.zeros(flat.shape[0], np.uint32)
+    for i in range(c):
+        keys |= flat[:, i].astype(np.uint32) << np.uint32(8 * i)
+    probe = keys[:: max(1, keys.size // 65536)]
+    if np.unique(probe).size > 256:  # a cheap early no for photographs
+        return None
+    colours, index = np.unique(keys, return_inverse=True)
+    if colours.size > 256:
+        return None
+    pal = np.stack([(colours >> np.uint32(8 * i)) & 0xFF for i in range(c)], axis=1).astype(np.uint8)
+    return pal, index.astype(np.uint8).reshape(h, w)
+
+
+def encode_layouts(hwc: np.ndarray) -> dict[str, bytes]:
+    """Every applicable layout's payload (layout byte + body) for a uint8 HxWxC image."""
+    out = {"interleaved": bytes([INTERLEAVED]) + rle_encode_bytes(hwc)}
+    if hwc.shape[2] > 1:
+        out["planar"] = bytes([PLANAR]) + rle_encode_bytes(np.ascontiguousarray(hwc.transpose(2, 0, 1)))
+        pal = _palette(hwc)
+        if pal is not None:
+            colours, index = pal
+            out["palette"] = bytes([PALETTE, colours.shape[0] - 1]) + colours.tobytes() + rle_encode_bytes(index)
+    return out
+
+
+def decode_layout(payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`encode_layouts`: a payload back to a uint8 array of ``shape`` (HxWxC)."""
+    h, w, c = shape
+    if not payload:
+        raise CorruptDataError("empty RLE payload")
+    layout = payload[0]
+    if layout == INTERLEAVED:
+        return rle_decode_bytes(payload, h * w * c, 1).reshape(h, w, c)
+    if layout == PLANAR:
+        return rle_decode_bytes(payload, h * w * c, 1).reshape(c, h, w).transpose(1, 2, 0).copy()
+    if layout == PALETTE:
+        if len(payload) < 2:
+            raise CorruptDataError("RLE palette payload truncated (no palette size)")
+        k = payload[1] + 1
+        end = 2 + k * c
+        if len(payload) < end:
+            raise CorruptDataError(f"RLE palette truncated: {k} colours need {k * c} bytes")
+        colours = np.frombuffer(payload, np.uint8, k * c, 2).reshape(k, c)
+        index = rle_decode_bytes(payload, h * w, end)
+        if int(index.max()) >= k:
+            raise CorruptDataError(f"RLE palette index {int(index.max())} out of range (palette of {k})")
+        return colours[index].reshape(h, w, c)
+    raise CorruptDataError(f"unknown RLE layout {layout}")
+
+
+@register
+class Rle(NativeCodec):
+    """PackBits-style run-length coding over the best of three pixel layouts (lossless)."""
+
+    name = "rle"
+    description = "run-length coding (PackBits-style) of pixels, planes or palette indices; lossless"
+    lossless = True
+
+    def encode_payload(self, img, quality):
+        options = encode_layouts(img)
+        best = min(options, key=lambda k: (len(options[k]), LAYOUTS.index(k)))
+        return Encoded(options[best], {"layout": best, "v": 1})
+
+    def decode_payload(self, c: mlc.Container) -> np.ndarray:
+        return decode_layout(c.payload, c.shape)

@@ -1,0 +1,145 @@
+"""The RLE byte coder and the `rle` codec: exact round trips, packet limits, corrupt streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mlcompress
+from mlcompress import container
+from mlcompress.codecs.rle import MAX_LITERAL, MAX_RUN, MIN_RUN, rle_decode_bytes, rle_encode_bytes
+
+LIMITS = sorted({1, 2, MIN_RUN, MIN_RUN + 1, MAX_LITERAL - 1, MAX_LITERAL, MAX_LITERAL + 1, MAX_RUN - 1,
+                 MAX_RUN, MAX_RUN + 1, MAX_RUN + 2, MAX_RUN + 3, 2 * MAX_RUN, 2 * MAX_RUN + 1, 1000})
+
+
+def _roundtrip(x: np.ndarray) -> bytes:
+    enc = rle_encode_bytes(x)
+    assert np.array_equal(rle_decode_bytes(enc, x.size), x)
+    return enc
+
+
+@pytest.mark.parametrize("n", LIMITS)
+def test_rle_bytes_roundtrip_is_exact_for_one_run_at_and_past_the_packet_limits(n):
+    enc = _roundtrip(np.full(n, 7, np.uint8))
+    packets = int.from_bytes(enc[:4], "big")
+    if n >= MIN_RUN:  # a run is only run packets: ceil(n / MAX_RUN) of 2 bytes each
+        assert packets == -(-n // MAX_RUN) and len(enc) == 4 + 2 * packets
+
+
+@pytest.mark.parametrize("n", LIMITS)
+def test_rle_bytes_roundtrip_is_exact_without_any_run(n):
+    x = (np.arange(n) % 251).astype(np.uint8)  # no two neighbours equal
+    enc = _roundtrip(x)
+    packets = -(-n // MAX_LITERAL)
+    assert int.from_bytes(enc[:4], "big") == packets and len(enc) == 4 + packets + n
+
+
+def test_rle_bytes_roundtrip_is_exact_on_random_runs_of_every_length():
+    r = np.random.default_rng(0)
+    lengths = r.integers(1, 2 * MAX_RUN + 5, 3000)
+    x = np.repeat(r.integers(0, 4, lengths.size), lengths).astype(np.uint8)
+    _roundtrip(x)
+    _roundtrip(r.integers(0, 2, 5000).astype(np.uint8))
+
+
+def test_rle_bytes_of_nothing_is_an_empty_packet_list():
+    assert rle_encode_bytes(b"") == bytes(4)
+    assert rle_decode_bytes(bytes(4), 0).size == 0
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4, 5, 6])
+def test_rle_bytes_truncated_stream_raises(cut):
+    enc = rle_encode_bytes(np.array([1, 2, 3, 4, 4, 4, 4, 9], np.uint8))
+    with pytest.raises(mlcompress.CorruptDataError):
+        rle_decode_bytes(enc[:-cut], 8)
+
+
+def test_rle_bytes_overrun_and_underrun_raise_before_allocating():
+    enc = rle_encode_bytes(np.zeros(100, np.uint8))
+    with pytest.raises(mlcompress.CorruptDataError, match="overruns"):
+        rle_decode_bytes(enc, 99)
+    with pytest.raises(mlcompress.CorruptDataError, match="underruns"):
+        rle_decode_bytes(enc, 101)
+    # a packet count far beyond the bytes present
+    with pytest.raises(mlcompress.CorruptDataError, match="packets"):
+        rle_decode_bytes(b"\xff\xff\xff\xff\x00", 10**9)
+
+
+def _images() -> dict[str, np.ndarray]:
+    r = np.random.default_rng(3)
+    stripes = np.zeros((40, 300, 3), np.uint8)
+    stripes[::2] = 200
+    return {
+        "random": r.integers(0, 256, (31, 29, 3), dtype=np.uint8),
+        "constant": np.full((50, 70, 3), 77, np.uint8),
+        "stripes": stripes,
+        "vertical_stripes": np.ascontiguousarray(stripes.transpose(1, 0, 2)),
+        "few_colours": r.integers(0, 5, (20, 20))[:, :, None].repeat(3, 2).astype(np.uint8) * 40,
+        "grey_runs": np.repeat(r.integers(0, 256, 64), 131).astype(np.uint8).reshape(64, 131),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_images()))
+def test_rle_codec_roundtrip_is_exact(name):
+    img = _images()[name]
+    assert np.array_equal(mlcompress.decode(mlcompress.encode(img, "rle")), img)
+
+
+def test_rle_codec_roundtrip_is_exact_on_synthetic_images(synthetic):
+    assert np.array_equal(mlcompress.decode(mlcompress.encode(synthetic, "rle")), synthetic)
+
+
+def test_rle_codec_roundtrip_is_exact_on_kodak_images(kodak_images):
+    for img in kodak_images:
+        assert np.array_equal(mlcompress.decode(mlcompress.encode(img, "rle")), img)
+
+
+def test_rle_picks_the_palette_layout_for_few_colours_and_records_it():
+    data = mlcompress.encode(_images()["few_colours"], "rle")
+    c = container.unpack(data)
+    assert c.params["layout"] == "palette" and c.payload[0] == 2
+
+
+def test_rle_codes_a_constant_image_in_a_few_bytes():
+    c = container.unpack(mlcompress.encode(np.full((100, 100, 3), 5, np.uint8), "rle"))
+    assert len(c.payload) < 200  # 10,000 pixels in 77 run packets
+
+
+def _mangled(payload: bytes, shape=(8, 9, 3)) -> bytes:
+    h, w, ch = shape
+    return container.pack(container.Container("rle", w, h, ch, payload, {"v": 1}))
+
+
+def test_rle_decoder_rejects_every_truncation_of_a_payload():
+    img = _images()["few_colours"][:8, :9]
+    for layout_img in (img, np.random.default_rng(1).integers(0, 256, (8, 9, 3), dtype=np.uint8)):
+        payload = container.unpack(mlcompress.encode(layout_img, "rle")).payload
+        for n in range(len(payload)):
+            with pytest.raises(mlcompress.CorruptDataError):
+                mlcompress.decode(_mangled(payload[:n]))
+
+
+def test_rle_decoder_rejects_unknown_layouts_and_bad_palette_indices():
+    with pytest.raises(mlcompress.CorruptDataError, match="layout"):
+        mlcompress.decode(_mangled(b"\x09" + rle_encode_bytes(bytes(216))))
+    # a palette of 1 colour, but indices of 1
+    payload = b"\x02\x00abc" + rle_encode_bytes(bytes([1]) * 72)
+    with pytest.raises(mlcompress.CorruptDataError, match="out of range"):
+        mlcompress.decode(_mangled(payload))
+
+
+def test_rle_decoder_survives_random_mutations_with_only_corrupt_data_errors():
+    r = np.random.default_rng(5)
+    img = _images()["few_colours"][:8, :9]
+    for base in (img, np.repeat(img, 1, 0)):
+        payload = bytearray(container.unpack(mlcompress.encode(base, "rle")).payload)
+        for _ in range(300):
+            p = bytearray(payload)
+            for pos in r.integers(0, len(p), r.integers(1, 4)):
+                p[pos] = r.integers(0, 256)
+            try:
+                out = mlcompress.decode(_mangled(bytes(p)))
+            except mlcompress.CorruptDataError:
+                continue
+            assert out.shape == (8, 9, 3) and out.dtype == np.uint8

@@ -19,6 +19,19 @@ def _roundtrip(x: np.ndarray) -> bytes:
     return enc
 
 
+def _numpy_only(monkeypatch):
+    from mlcompress.codecs import rle
+
+    monkeypatch.setattr(rle, "_kernels", lambda: None)
+
+
+def _compiled_always(monkeypatch):
+    pytest.importorskip("numba")
+    from mlcompress.codecs import rle
+
+    monkeypatch.setattr(rle, "JIT_MIN_BYTES", 0)
+
+
 @pytest.mark.parametrize("n", LIMITS)
 def test_rle_bytes_roundtrip_is_exact_for_one_run_at_and_past_the_packet_limits(n):
     enc = _roundtrip(np.full(n, 7, np.uint8))
@@ -111,7 +124,10 @@ def _mangled(payload: bytes, shape=(8, 9, 3)) -> bytes:
     return container.pack(container.Container("rle", w, h, ch, payload, {"v": 1}))
 
 
-def test_rle_decoder_rejects_every_truncation_of_a_payload():
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_rle_decoder_rejects_every_truncation_of_a_payload(monkeypatch, path):
+    if path == "compiled":
+        _compiled_always(monkeypatch)
     img = _images()["few_colours"][:8, :9]
     for layout_img in (img, np.random.default_rng(1).integers(0, 256, (8, 9, 3), dtype=np.uint8)):
         payload = container.unpack(mlcompress.encode(layout_img, "rle")).payload
@@ -129,7 +145,10 @@ def test_rle_decoder_rejects_unknown_layouts_and_bad_palette_indices():
         mlcompress.decode(_mangled(payload))
 
 
-def test_rle_decoder_survives_random_mutations_with_only_corrupt_data_errors():
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_rle_decoder_survives_random_mutations_with_only_corrupt_data_errors(monkeypatch, path):
+    if path == "compiled":
+        _compiled_always(monkeypatch)
     r = np.random.default_rng(5)
     img = _images()["few_colours"][:8, :9]
     for base in (img, np.repeat(img, 1, 0)):
@@ -143,3 +162,25 @@ def test_rle_decoder_survives_random_mutations_with_only_corrupt_data_errors():
             except mlcompress.CorruptDataError:
                 continue
             assert out.shape == (8, 9, 3) and out.dtype == np.uint8
+
+
+def test_rle_compiled_and_numpy_coders_write_the_same_bytes(monkeypatch):
+    _compiled_always(monkeypatch)
+    r = np.random.default_rng(7)
+    streams = [np.repeat(r.integers(0, 3, 4000), r.integers(1, 2 * MAX_RUN + 5, 4000)).astype(np.uint8),
+               r.integers(0, 2, 5000).astype(np.uint8)] + [np.full(n, 9, np.uint8) for n in LIMITS]
+    compiled = [rle_encode_bytes(x) for x in streams]
+    assert all(np.array_equal(rle_decode_bytes(e, x.size), x) for e, x in zip(compiled, streams))
+    images = list(_images().values())
+    compiled_files = [mlcompress.encode(img, "rle") for img in images]
+    assert all(np.array_equal(mlcompress.decode(d), img) for d, img in zip(compiled_files, images))
+    _numpy_only(monkeypatch)
+    assert [rle_encode_bytes(x) for x in streams] == compiled
+    assert [mlcompress.encode(img, "rle") for img in images] == compiled_files
+
+
+@pytest.mark.parametrize("name", sorted(_images()))
+def test_rle_numpy_fallback_roundtrip_is_exact(monkeypatch, name):
+    _numpy_only(monkeypatch)
+    img = _images()[name]
+    assert np.array_equal(mlcompress.decode(mlcompress.encode(img, "rle")), img)

@@ -145,3 +145,53 @@ def test_vq_decoder_survives_random_mutations_with_only_corrupt_data_errors(code
         except mlcompress.CorruptDataError:
             continue
         assert out.shape == (48, 64, 3)
+
+
+def _jit():
+    pytest.importorskip("numba")
+    from mlcompress.codecs import _kmeans_jit
+
+    return _kmeans_jit
+
+
+def test_vq_compiled_lloyd_stops_at_a_fixed_point_of_plain_lloyd():
+    jit = _jit()
+    r = np.random.default_rng(4)
+    x = r.integers(0, 256, (3, 3000)).astype(np.float64)
+    w = r.integers(1, 20, 3000).astype(np.float64)
+    seeds = jit.kmeanspp(x, w, 24, r.random((24, 5)))
+    assert np.unique(seeds).size == 24
+    centers, labels, inertia, n_iter = jit.lloyd(x, w, np.ascontiguousarray(x[:, seeds]), 1000, 0.0)
+    assert n_iter < 1000
+    d = ((x[:, :, None] - centers[:, None, :]) ** 2).sum(axis=0)  # P x K
+    assert np.allclose(d[np.arange(3000), labels], d.min(axis=1))  # every point at a nearest center
+    for j in range(24):  # every center the weighted mean of its points
+        mine = labels == j
+        assert np.allclose(centers[:, j], (x[:, mine] * w[mine]).sum(axis=1) / w[mine].sum())
+    assert inertia == pytest.approx((w * d[np.arange(3000), labels]).sum())
+
+
+def test_vq_compiled_nearest_and_unique_colours_equal_the_numpy_ones(monkeypatch):
+    jit = _jit()
+    from mlcompress.codecs import vq
+
+    r = np.random.default_rng(6)
+    img = r.integers(0, 8, (600, 500, 3)).astype(np.uint8) * 30  # > 2**18 pixels, many ties
+    codebook = r.integers(0, 8, (40, 3)).astype(np.uint8) * 30 + 15
+    flat = img.reshape(-1, 3)
+    compiled = vq._unique_colours(flat), vq.nearest(flat, codebook)
+    monkeypatch.setattr(vq, "_kernels", lambda: None)
+    plain = vq._unique_colours(flat), vq.nearest(flat, codebook)
+    for a, b in zip(compiled[0], plain[0]):
+        assert np.array_equal(a, b)
+    assert np.array_equal(compiled[1], plain[1])
+    assert jit is not None
+
+
+def test_vq_without_numba_falls_back_to_scikit_learn_and_still_decodes(monkeypatch):
+    from mlcompress.codecs import vq
+
+    monkeypatch.setattr(vq, "_kernels", lambda: None)
+    img = _photo_like()
+    codebook, indices = quantise(img, 16)
+    assert np.array_equal(mlcompress.decode(mlcompress.encode(img, "vq", 16)), codebook[indices].reshape(img.shape))

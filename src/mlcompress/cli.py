@@ -79,18 +79,53 @@ def _quality(text: str | None):
 # ---------------------------------------------------------------- commands
 
 
+def _cmd_folder(args, compress: bool) -> int:
+    """compress/decompress with a folder as input: every file in it, resumable (batch.py)."""
+    from . import batch
+
+    if not args.output or args.output == "-":
+        raise UsageError(f"{args.input} is a folder: name an output folder with -o OUTDIR")
+    show = not args.quiet and sys.stderr.isatty()
+
+    def report(r) -> None:
+        if r.status == batch.FAILED:
+            from tqdm import tqdm
+
+            tqdm.write(f"mlcompress: failed: {r.source}: {r.message}", file=sys.stderr)
+
+    common = dict(recursive=args.recursive, jobs=args.jobs, force=args.force, progress=show, on_result=report)
+    if compress:
+        summary = batch.compress_tree(args.input, args.output, args.codec, _quality(args.quality), **common)
+    else:
+        summary = batch.decompress_tree(args.input, args.output, **common)
+    if not args.quiet or summary.failed:
+        print(summary.format(), file=sys.stderr if summary.failed else sys.stdout)
+    return EXIT_OK if summary.ok else EXIT_DATA
+
+
 def cmd_compress(args) -> int:
     import mlcompress
+
+    resize = getattr(args, "resize", None)
+    if resize is not None and args.input != "-" and Path(args.input).is_dir():
+        raise UsageError("--resize (the thesis protocol) works on single files only")
+    if args.input != "-" and Path(args.input).is_dir():
+        return _cmd_folder(args, compress=True)
     from .image import read_image
 
     codec = mlcompress.get_codec(args.codec or mlcompress.default_codec())
+    if resize is not None and not getattr(codec, "supports_resize", False):
+        raise UsageError(f"--resize is the thesis's protocol of cae-thesis only, not of {codec.name!r}")
     codec.check_quality(_quality(args.quality))  # bad usage before reading anything
     out = args.output or _default_output(args.input, codec.extension, ".compressed")
     _check_not_same(args.input, out)
     if out != "-" and Path(out).exists() and not args.force:
         raise UsageError(f"{out} exists (use --force to overwrite)")
     img = read_image(_read_input(args.input))
-    data = codec.encode(img, _quality(args.quality))
+    if resize is not None:
+        data = codec.encode(img, _quality(args.quality), resize=resize)
+    else:
+        data = codec.encode(img, _quality(args.quality))
     _write_output(out, data, args.force)
     if out != "-" and not args.quiet:
         from .metrics import bpp
@@ -102,6 +137,9 @@ def cmd_compress(args) -> int:
 
 def cmd_decompress(args) -> int:
     import mlcompress
+
+    if args.input != "-" and Path(args.input).is_dir():
+        return _cmd_folder(args, compress=False)
 
     out = args.output or _default_output(args.input, ".decoded.png", "")
     _check_not_same(args.input, out)
@@ -216,7 +254,150 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
-# ---------------------------------------------------------------- parser
+def cmd_vq_experiments(args) -> int:
+    from . import experiments
+
+    images = [n for n in args.images.split(",") if n] if args.images else None
+    if args.out and Path(args.out).exists() and not args.force:
+        raise UsageError(f"{args.out} exists (use --force to overwrite)")
+
+    def progress(r):
+        if not args.quiet:
+            print(f"{r.image} {r.method:<7} k={r.n_clusters} n_init={r.n_init}: {r.file_bytes} B, "
+                  f"{r.rate_percent:.1f} %, {r.psnr:.2f} dB, {r.encode_s:.2f} s", file=sys.stderr)
+
+    grid = experiments.parse_grid(args.grid) if args.grid else experiments.THESIS_GRID
+    rows = experiments.run_vq_experiments(args.data, images, grid, progress=progress)
+    command = "mlcompress vq-experiments" + (f" --data {args.data}" if args.data else "") + \
+        (f" --images {args.images}" if args.images else "") + (f" --grid {args.grid}" if args.grid else "") + \
+        (f" --out {args.out} --force" if args.out else "")
+    text = experiments.format_markdown(rows, command)
+    if args.out:
+        from .fileio import write_atomic
+
+        write_atomic(args.out, text.encode(), force=args.force)
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_fuzz(args) -> int:
+    from . import fuzz
+
+    codecs = [n for n in args.codecs.split(",") if n] if args.codecs else None
+    report, mem_note = fuzz.fuzz_main(
+        args.cases, args.seed, codecs, args.crash_dir, args.fuzz_max_pixels, args.mem_mb,
+        args.hang_seconds, progress=not args.quiet and sys.stderr.isatty(), classical=args.classical,
+    )
+    print(report.summary())
+    print(mem_note)
+    return EXIT_DATA if report.crashes else EXIT_OK
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated list argument (None when absent)."""
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
+def cmd_bench(args) -> int:
+    import shlex
+
+    from .bench import run_bench
+
+    qualities = [_quality(q) for q in _names(args.qualities)] if args.qualities else None
+    anchors = True if args.anchors == "default" else _names(args.anchors)
+    parts = ["mlcompress", "bench", "--out", args.out]
+    for flag, value in (("--data", args.data), ("--codecs", args.codecs), ("--qualities", args.qualities), ("--limit", args.limit)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.anchors is not None:
+        parts += ["--anchors"] + ([] if args.anchors == "default" else [args.anchors])
+    if args.jobs != 1:
+        parts += ["--jobs", str(args.jobs)]
+    summary = run_bench(args.data, args.out, codecs=_names(args.codecs), qualities=qualities, jobs=args.jobs,
+                        anchors=anchors, limit=args.limit, recompute=args.recompute,
+                        progress=not args.quiet and sys.stderr.isatty(),
+                        command=" ".join(shlex.quote(p) for p in parts))
+    print(summary.describe())
+    return EXIT_OK
+
+
+def cmd_thesis_tables(args) -> int:
+    from .bench import thesis
+
+    path = thesis.write_tables(args.out, codecs=_names(args.codecs), data_dir=args.data, kodak_images=args.images)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _train_cae_thesis(args) -> int:
+    """`mlcompress train cae-thesis`: the thesis recipe (train/cae.py), defaults from CAERecipe."""
+    from .train.cae import CAERecipe, train_cae
+
+    d = CAERecipe()
+    recipe = CAERecipe(
+        data=args.data or d.data, epochs=args.epochs or d.epochs, batch=args.batch or d.batch,
+        lr=args.lr or d.lr, val_split=d.val_split if args.val_split is None else args.val_split,
+        seed=d.seed if args.seed is None else args.seed, threads=args.threads or d.threads,
+        max_steps=args.max_steps,
+    )
+    out = args.out or "checkpoints/cae-thesis"
+    res = train_cae(recipe, out_dir=out, progress=None if args.quiet else print)
+    print(f"cae-thesis: {res.steps} steps, {res.epochs_run} epochs, val MSE {res.val_loss[-1]:.6f}, "
+          f"{res.wall_seconds:.0f} s -> {out}/cae-thesis.safetensors (sha256 {res.weights_sha256[:12]})")
+    return EXIT_OK
+
+
+def _train_learned(args) -> int:
+    """`mlcompress train factorized|hyperprior`: the rate-distortion loop (train/loop.py)."""
+    from .train.loop import TrainConfig, train
+
+    missing = [o for o, v in (("--data", args.data), ("--lambda", args.lmbda), ("--steps", args.steps),
+                              ("--out", args.out)) if v is None]
+    if missing:
+        raise UsageError(f"train {args.model} needs {', '.join(missing)}")
+    d = TrainConfig(model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out)
+    cfg = TrainConfig(
+        model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out,
+        N=args.N or d.N, M=args.M or d.M, batch=args.batch or d.batch, crop=args.crop or d.crop,
+        lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
+        resume=args.resume, init=args.init, checkpoint_minutes=args.checkpoint_minutes,
+        time_limit_minutes=args.time_limit, progress=not args.quiet,
+    )
+    res = train(cfg)
+    print(f"stopped at step {res['step']} after {res['elapsed']:.0f} s; checkpoint {args.out}: {res['last']}")
+    return EXIT_OK
+
+
+#: `mlcompress train MODEL`: one entry per trainable model (other trainers add theirs here).
+TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hyperprior": _train_learned}
+
+
+def cmd_train(args) -> int:
+    trainer = TRAINERS.get(args.model)
+    if trainer is None:
+        raise UsageError(f"unknown model {args.model!r}; trainable models: {', '.join(sorted(TRAINERS))}")
+    return trainer(args)
+
+
+def cmd_export(args) -> int:
+    if args.runs:
+        from .train.evaluate import publish
+
+        cmd = "mlcompress export " + " ".join(
+            f"--{k} {v}" for k, v in (("runs", args.runs), ("arch", args.arch), ("kodak", args.kodak),
+                                       ("cells", args.cells)) if v)
+        res = publish(args.arch, args.runs, args.kodak, args.cells, command=cmd)
+        print(json.dumps(res["kodak"], indent=2))
+        return EXIT_OK
+    from .train.export import WEIGHTS_DIR, export
+
+    if not (args.checkpoint and args.name):
+        raise UsageError("export needs CHECKPOINT --name NAME, or --runs DIR --arch ARCH")
+    rec = export(args.checkpoint, args.name, args.out_dir or WEIGHTS_DIR)
+    print(json.dumps(rec, indent=2))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,19 +408,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("compress", help="compress an image file")
-    c.add_argument("input", help="image file, or - for stdin")
+    c.add_argument("input", help="image file, a folder of images (with -o OUTDIR), or - for stdin")
     c.add_argument("-o", "--output", help="output file (default: input name with the codec's extension; - for stdout)")
     c.add_argument("-c", "--codec", help="codec name (see `mlcompress codecs`)")
     c.add_argument("-q", "--quality", help="the codec's quality knob")
     c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     c.add_argument("--quiet", action="store_true")
+    c.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
+    c.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
+    c.add_argument("--resize", type=int, metavar="N",
+                   help="cae-thesis only: the thesis's NON-honest protocol, shrink to NxN (e.g. 32) before coding")
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", help="decompress a file to PNG")
-    d.add_argument("input", help=".mlc (or JPEG, WebP, ...) file, or - for stdin")
+    d.add_argument("input", help=".mlc (or JPEG, WebP, ...) file, a folder of them (with -o OUTDIR), or - for stdin")
     d.add_argument("-o", "--output", help="output PNG (default: NAME.decoded.png; - for stdout)")
     d.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     d.add_argument("--quiet", action="store_true")
+    d.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
+    d.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", help="describe a compressed file")
@@ -257,11 +444,88 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_compare)
 
+    z = sub.add_parser("fuzz", help="fuzz the .mlc decoders with mutated files (developer tool)")
+    z.add_argument("--cases", type=int, default=10_000)
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--codecs", help="comma-separated native codecs (default: every available one)")
+    z.add_argument("--crash-dir", default="fuzz-crashes", help="where crashing inputs are saved")
+    z.add_argument("--fuzz-max-pixels", type=int, help="pixel limit during the run (default 4096)")
+    z.add_argument("--mem-mb", type=int, default=1024,
+                   help="address-space headroom in MiB over the warmed-up process (0: no limit)")
+    z.add_argument("--hang-seconds", type=float, help="a case running longer is a hang (default 20)")
+    z.add_argument("--classical", action="store_true", help="also fuzz the classical codecs' decoders")
+    z.add_argument("--quiet", action="store_true", help="no progress bar")
+    z.set_defaults(func=cmd_fuzz)
+
+    t = sub.add_parser("train", help="train a model (e.g. cae-thesis) and write its weights")
+    t.add_argument("model", help="model to train: " + ", ".join(sorted(TRAINERS)))
+    t.add_argument("--data", help="training images (cae-thesis: ../shared/data/cifar10)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--val-split", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--threads", type=int, help="torch threads (default 1)")
+    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    t.add_argument("--out", help="output folder (default checkpoints/MODEL)")
+    t.add_argument("--quiet", action="store_true")
+    # factorized / hyperprior (train/loop.py)
+    t.add_argument("--lambda", dest="lmbda", type=float, help="factorized/hyperprior: rate-distortion weight")
+    t.add_argument("--steps", type=int, help="factorized/hyperprior: total steps (a resumed run counts done ones)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint given by --out")
+    t.add_argument("--init", help="start from these weights (.pt checkpoint or .safetensors)")
+    t.add_argument("--N", type=int, help="factorized/hyperprior: transform channels (default 64)")
+    t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96)")
+    t.add_argument("--crop", type=int, help="factorized/hyperprior: crop size (default 128)")
+    t.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many minutes")
+    t.set_defaults(func=cmd_train)
+
     e = sub.add_parser("demo", help="compress scikit-image's astronaut photo and compare with JPEG")
     e.add_argument("--out", default="out")
     e.add_argument("-c", "--codec")
     e.add_argument("-q", "--quality")
     e.set_defaults(func=cmd_demo)
+
+    v = sub.add_parser("vq-experiments", help="the thesis's RLE/VQ experiments (n_clusters/n_init grid) as a table")
+    v.add_argument("--data", help="folder of images (default: ../shared/data/kodak if present)")
+    v.add_argument("--images", help="comma-separated image names (default kodim01,kodim07,kodim23)")
+    v.add_argument("--grid", help="n_clusters/n_init settings, e.g. 64/10,5/5 (default: the thesis's 64/10,128/10,5/5,64/5)")
+    v.add_argument("--out", help="write the Markdown table here (default: print it)")
+    v.add_argument("-f", "--force", action="store_true", help="overwrite an existing --out file")
+    v.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    v.set_defaults(func=cmd_vq_experiments)
+
+    b = sub.add_parser("bench", help="rate-distortion and speed of every codec on a folder of images")
+    b.add_argument("--data", help="folder of images (default: ../shared/data/kodak beside the repository)")
+    b.add_argument("--codecs", help="comma-separated codec names (default: every available codec)")
+    b.add_argument("--qualities", help="comma-separated qualities replacing each lossy codec's default sweep")
+    b.add_argument("--out", default="bench/results", help="output folder (default bench/results)")
+    b.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    b.add_argument("--anchors", nargs="?", const="default", metavar="NAMES",
+                   help="draw published curves: the default set, or comma-separated names "
+                        "(e.g. compressai-kodak/vtm,tfc-kodak/bpg444)")
+    b.add_argument("--limit", type=int, help="use only the first N images")
+    b.add_argument("--recompute", action="store_true", help="measure the chosen codecs again, ignoring the cache")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_bench)
+
+    t = sub.add_parser("thesis-tables", help="reproduce the thesis's tables beside proper measurements")
+    t.add_argument("--out", default="docs/THESIS_TABLES.md")
+    t.add_argument("--codecs", help="comma-separated codecs (default: jpeg, webp and cae-thesis when available)")
+    t.add_argument("--data", help="Kodak folder (default: ../shared/data/kodak beside the repository)")
+    t.add_argument("--images", type=int, default=4, help="how many Kodak images (default 4)")
+    t.set_defaults(func=cmd_thesis_tables)
+
+    x = sub.add_parser("export", help="freeze a factorized/hyperprior checkpoint into shipped weights")
+    x.add_argument("checkpoint", nargs="?", help="a training checkpoint (.pt)")
+    x.add_argument("--name", help="weights name, e.g. hyperprior-q3")
+    x.add_argument("--out-dir", help="default: the package's weights/ folder")
+    x.add_argument("--runs", help="export every RUNS/q<level>.pt of --arch and write the model card")
+    x.add_argument("--arch", choices=["factorized", "hyperprior"], default="hyperprior")
+    x.add_argument("--kodak", help="with --runs: measure these Kodak images for the model card")
+    x.add_argument("--cells", help="with --runs: bench cells.jsonl for JPEG/WebP/AVIF at the same bpp")
+    x.set_defaults(func=cmd_export)
     return p
 
 

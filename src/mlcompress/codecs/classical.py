@@ -77,7 +77,7 @@ class Jpeg(PillowCodec):
     quality_help = "JPEG quality 1-95, higher is better"
     quality_range = (1, 95)
     default_quality = 75
-    bench_qualities = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+    bench_qualities = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
     channels = (1, 3)
 
     def save_options(self, img, quality):
@@ -97,7 +97,7 @@ class WebP(PillowCodec):
     quality_help = "WebP quality 0-100, higher is better"
     quality_range = (0, 100)
     default_quality = 75
-    bench_qualities = (5, 15, 30, 45, 60, 75, 85, 92, 97)
+    bench_qualities = (0, 5, 15, 30, 45, 60, 75, 85, 92)
     channels = (3, 4)  # WebP has no grey mode: a grey image would come back as RGB
 
     def save_options(self, img, quality):
@@ -177,7 +177,7 @@ class JpegXL(Codec):
     quality_range = (0.05, 25.0)
     quality_integer = False
     default_quality = 1.0
-    bench_qualities = (12.0, 8.0, 5.0, 3.5, 2.5, 1.8, 1.2, 0.8, 0.5)
+    bench_qualities = (25.0, 16.0, 10.0, 6.0, 4.0, 2.8, 2.0, 1.4, 1.0)
 
     def unavailable_reason(self):
         return None if _imagecodecs("JPEGXL") else "imagecodecs with JPEG XL support is not installed"

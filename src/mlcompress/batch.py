@@ -1,0 +1,265 @@
+"""Compressing and decompressing whole folders, resumably.
+
+::
+
+    summary = compress_tree("photos", "photos.mlc", codec="vq", quality=64, recursive=True, jobs=2)
+    summary = decompress_tree("photos.mlc", "photos.png", recursive=True)
+    print(summary.format())
+
+Inputs are found by extension (``image.IMAGE_EXTENSIONS`` to compress; ``.mlc`` and the
+classical codecs' extensions but ``.png`` to decompress); other files are counted as ignored. With
+``recursive`` the folder tree is mirrored under the output folder (an output folder inside the
+input tree is never walked). ``photo.png`` becomes ``photo<codec extension>`` (``photo.png.mlc``
+when ``photo.jpg`` sits beside it) and ``photo.mlc`` becomes ``photo.png``.
+
+Every output is written atomically (``fileio.write_atomic``: a temporary file, then a rename), so
+an output that exists is complete. An existing output is skipped unless ``force``: an interrupted
+run (Ctrl-C) leaves no partial file, and running it again does only the files not yet done. A bad
+input (unreadable, not an image, corrupt) is recorded in the summary and skipped; the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import Error, UsageError
+from .fileio import write_atomic
+from .image import IMAGE_EXTENSIONS
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome for one input file."""
+
+    source: Path
+    output: Path
+    status: str  # DONE, SKIPPED (output already there) or FAILED
+    message: str = ""
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass
+class BatchSummary:
+    """What a folder run did: per-file results, plus the files it did not consider."""
+
+    results: list[FileResult] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)  # files without a matching extension
+    seconds: float = 0.0
+
+    def _with(self, status: str) -> list[FileResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def done(self) -> list[FileResult]:
+        return self._with(DONE)
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        return self._with(SKIPPED)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return self._with(FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def format(self) -> str:
+        """A one-line summary (failures are listed by the caller from ``failed``)."""
+        done = self.done
+        b_in, b_out = sum(r.bytes_in for r in done), sum(r.bytes_out for r in done)
+        ratio = f", {b_in:,} -> {b_out:,} bytes" if done else ""
+        return (f"{len(done)} done, {len(self.skipped)} already present, {len(self.failed)} failed, "
+                f"{len(self.ignored)} ignored{ratio} in {self.seconds:.1f} s")
+
+
+def _walk(root: Path, recursive: bool, exclude: Path | None) -> list[Path]:
+    """Every non-directory entry under ``root`` (broken links included), sorted; skips ``exclude``."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        if exclude is not None:
+            dirs[:] = [d for d in dirs if (here / d).resolve() != exclude]
+        dirs.sort()
+        found.extend(here / f for f in files)
+        if not recursive:
+            break
+    return sorted(found)
+
+
+def plan(src: str | Path, out: str | Path, extensions: tuple[str, ...], out_suffix: str,
+         recursive: bool = False) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pair each input under ``src`` with its output under ``out``.
+
+    Returns ([(input, output)], [ignored files]). Names that would collide (``a.png`` and
+    ``a.jpg``) keep their full name: ``a.png<suffix>``, ``a.jpg<suffix>``.
+    """
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise UsageError(f"{src} is not a folder")
+    out_resolved = out.resolve()
+    exclude = out_resolved if out_resolved != src.resolve() else None
+    pairs, ignored, by_target = [], [], {}
+    for path in _walk(src, recursive, exclude):
+        if path.suffix.lower() not in extensions:
+            ignored.append(path)
+            continue
+        rel = path.relative_to(src)
+        by_target.setdefault(out / rel.parent / (rel.stem + out_suffix), []).append(path)
+    for target, sources in by_target.items():
+        for path in sources:
+            rel = path.relative_to(src)
+            dst = target if len(sources) == 1 else out / rel.parent / (rel.name + out_suffix)
+            pairs.append((path, dst))
+    return sorted(pairs), ignored
+
+
+def compressed_extensions() -> tuple[str, ...]:
+    """File extensions to decompress: .mlc and every classical codec's, except .png (the output)."""
+    from . import registry
+
+    found = {".mlc"} | {c.extension.lower() for c in registry.codecs() if not c.native}
+    return tuple(sorted(found - {".png"}))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read: {exc.strerror or exc}") from None
+
+
+def _describe(exc: Exception) -> str:
+    """The message of an mlcompress error; other exceptions (bugs) keep their type name."""
+    if isinstance(exc, Error):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, OSError):
+        return f"cannot write: {exc.strerror or exc}"
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _compress_one(src: Path, dst: Path, codec_name: str, quality, force: bool) -> FileResult:
+    from . import registry
+    from .image import read_image
+
+    try:
+        data = _read(src)
+        encoded = registry.get(codec_name).encode(read_image(data), quality)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(dst, encoded, force=force)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
+        return FileResult(src, dst, FAILED, _describe(exc))
+    return FileResult(src, dst, DONE, "", len(data), len(encoded))
+
+
+def _decompress_one(src: Path, dst: Path, force: bool) -> FileResult:
+    import mlcompress
+
+    try:
+        data = _read(src)
+        png = mlcompress.get_codec("png").encode(mlcompress.decode(data))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(dst, png, force=force)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
+        return FileResult(src, dst, FAILED, _describe(exc))
+    return FileResult(src, dst, DONE, "", len(data), len(png))
+
+
+def _make_folder(out: str | Path) -> None:
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+
+
+def _init_worker(max_pixels: int | None) -> None:
+    from .limits import set_max_pixels
+
+    set_max_pixels(max_pixels)
+
+
+def _run(pairs: list[tuple[Path, Path]], work: Callable, args: tuple, force: bool, jobs: int,
+         progress: bool, on_result: Callable[[FileResult], None] | None, desc: str) -> list[FileResult]:
+    from tqdm import tqdm
+
+    from . import limits
+
+    results: list[FileResult] = []
+
+    def record(r: FileResult) -> None:
+        results.append(r)
+        if on_result is not None:
+            on_result(r)
+
+    todo = []
+    for src, dst in pairs:
+        if dst.exists() and dst.resolve() == src.resolve():
+            record(FileResult(src, dst, FAILED, "the output would overwrite the input"))
+        elif dst.exists() and not force:
+            record(FileResult(src, dst, SKIPPED))
+        else:
+            todo.append((src, dst))
+    with tqdm(total=len(todo), unit="file", desc=desc, disable=not progress, leave=False) as bar:
+        if jobs <= 1 or len(todo) <= 1:
+            for src, dst in todo:
+                record(work(src, dst, *args, force))
+                bar.update(1)
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+                                     initargs=(limits._max_pixels,)) as pool:
+                futures = [pool.submit(work, src, dst, *args, force) for src, dst in todo]
+                try:
+                    for fut in as_completed(futures):
+                        record(fut.result())
+                        bar.update(1)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    return sorted(results, key=lambda r: r.source)
+
+
+def compress_tree(src: str | Path, out: str | Path, codec: str | None = None, quality=None,
+                  recursive: bool = False, jobs: int = 1, force: bool = False, progress: bool = False,
+                  on_result: Callable[[FileResult], None] | None = None) -> BatchSummary:
+    """Compress every image under ``src`` into ``out`` (mirroring folders with ``recursive``).
+
+    ``jobs`` > 1 uses that many worker processes. Existing outputs are skipped unless ``force``.
+    ``on_result`` is called with each FileResult as it completes. Raises UsageError for a bad
+    codec, quality or folder; bad input files are reported in the summary instead.
+    """
+    import mlcompress
+
+    t0 = time.perf_counter()
+    name = codec or mlcompress.default_codec()
+    c = mlcompress.get_codec(name)
+    c.require_available()
+    q = c.check_quality(quality)
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    pairs, ignored = plan(src, out, IMAGE_EXTENSIONS, c.extension, recursive)
+    _make_folder(out)
+    results = _run(pairs, _compress_one, (name, q), force, jobs, progress, on_result, "compress")
+    return BatchSummary(results, ignored, time.perf_counter() - t0)
+
+
+def decompress_tree(src: str | Path, out: str | Path, recursive: bool = False, jobs: int = 1,
+                    force: bool = False, progress: bool = False,
+                    on_result: Callable[[FileResult], None] | None = None) -> BatchSummary:
+    """Decompress every .mlc (and classical compressed) file under ``src`` into PNGs under ``out``."""
+    t0 = time.perf_counter()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    pairs, ignored = plan(src, out, compressed_extensions(), ".png", recursive)
+    _make_folder(out)
+    results = _run(pairs, _decompress_one, (), force, jobs, progress, on_result, "decompress")
+    return BatchSummary(results, ignored, time.perf_counter() - t0)

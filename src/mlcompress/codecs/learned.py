@@ -1,0 +1,202 @@
+"""Learned codecs: ``factorized`` (bmshj2018-factorized) and ``hyperprior`` (mbt2018-mean).
+
+They only wire :mod:`mlcompress.nn.models` to the container; torch is imported lazily. The
+quality knob is the index (1..5) of the rate-distortion weight lambda the weights were trained
+with; each level is one weights file ``weights/<codec>-q<level>.safetensors``.
+
+Payload (docs/CODECS.md, "Learned codecs"), little-endian::
+
+    u8   layout version (1)
+    u8   stream count S (1 for factorized: y; 2 for hyperprior: y, z)
+    S x  (u32 length, bytes)   entropy-coded streams (mlcompress.entropy.coder layout)
+
+The latent shapes are not stored: they follow from the container's width and height (padded
+up to the model's multiple, 16 or 64, by edge replication). Grey images are coded as RGB and
+averaged back; RGBA is refused. The container records the model (``hyperprior-q3``) and the
+SHA-256 of its weights file; decoding with other weights raises ModelMismatchError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .. import container as mlc
+from ..errors import CorruptDataError, ModelMismatchError, UnsupportedError
+from ..registry import register
+from .base import Encoded, NativeCodec
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+#: lambda of each quality level (index 1..5), shared by both learned codecs
+LAMBDAS = (0.0035, 0.0067, 0.013, 0.025, 0.0483)
+LAYOUT_VERSION = 1
+
+_cache: dict = {}
+
+
+def weights_path(model_name: str, weights_dir: Path | None = None) -> Path:
+    return (weights_dir or WEIGHTS_DIR) / f"{model_name}.safetensors"
+
+
+def load_model(path: Path):
+    """(model, sha256 bytes) of a weights file, cached per path and file content."""
+    blob = path.read_bytes()
+    digest = hashlib.sha256(blob).digest()
+    key = (str(path), digest)
+    if key not in _cache:
+        from ..train.export import load_weights
+
+        model, _meta, digest2 = load_weights(path)
+        assert digest2 == digest
+        _cache[key] = model
+    return _cache[key], digest
+
+
+def weights_hash(path: Path) -> bytes:
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+class _Learned(NativeCodec):
+    arch: str = ""
+    multiple: int = 16
+    streams: int = 1
+    quality_help = f"quality level 1..{len(LAMBDAS)} (higher is better; lambda {', '.join(map(str, LAMBDAS))})"
+    quality_range = (1, len(LAMBDAS))
+    default_quality = 3
+    channels = (1, 3)
+    #: where the weights are looked up (tests point this at a temporary folder)
+    weights_dir: Path | None = None
+
+    @property
+    def bench_qualities(self) -> tuple[int, ...]:  # type: ignore[override]
+        """The levels whose weights are installed (all levels when none are)."""
+        levels = range(1, len(LAMBDAS) + 1)
+        have = tuple(q for q in levels if weights_path(self.model_name(q), self._dir()).is_file())
+        return have or tuple(levels)
+
+    def model_name(self, quality: int) -> str:
+        return f"{self.arch}-q{int(quality)}"
+
+    def _dir(self) -> Path:
+        return self.weights_dir or WEIGHTS_DIR
+
+    def unavailable_reason(self) -> str | None:
+        for mod in ("torch", "safetensors"):
+            if importlib.util.find_spec(mod) is None:
+                return f"needs {mod} (pip install 'mlcompress[learned]')"
+        if not any(weights_path(self.model_name(q), self._dir()).is_file() for q in self.bench_qualities):
+            return f"no trained weights installed ({self._dir()}/{self.arch}-q*.safetensors)"
+        return None
+
+    def _model_for(self, name: str):
+        path = weights_path(name, self._dir())
+        if not path.is_file():
+            raise UnsupportedError(f"weights {path.name} are not installed; cannot use model {name!r}")
+        return load_model(path)
+
+    # ------------------------------------------------------------------ encode
+
+    def encode_payload(self, img: np.ndarray, quality) -> Encoded:
+        import torch
+
+        name = self.model_name(quality)
+        model, digest = self._model_for(name)
+        h, w, ch = img.shape
+        rgb = np.repeat(img, 3, axis=2) if ch == 1 else img
+        m = self.multiple
+        ph, pw = -h % m, -w % m
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255)
+        with torch.no_grad():
+            enc = model.compress(x)
+        out = bytearray(struct.pack("<BB", LAYOUT_VERSION, len(enc["strings"])))
+        for s in enc["strings"]:
+            out += struct.pack("<I", len(s)) + s
+        return Encoded(bytes(out), {"quality": int(quality)}, model=name, weights_hash=digest)
+
+    # ------------------------------------------------------------------ decode
+
+    def _parse_model(self, c: mlc.Container) -> str:
+        m = re.fullmatch(rf"{self.arch}-q([0-9]+)", c.model or "")
+        if not m or not (1 <= int(m.group(1)) <= len(LAMBDAS)):
+            raise CorruptDataError(f"unknown model {c.model!r} for codec {self.name!r}")
+        return c.model
+
+    def expected_weights_hash(self, c: mlc.Container) -> bytes | None:
+        name = self._parse_model(c)
+        path = weights_path(name, self._dir())
+        if not path.is_file():
+            raise ModelMismatchError(f"file needs model {name!r}, whose weights are not installed")
+        return load_model(path)[1]
+
+    def _streams(self, payload: bytes) -> list[bytes]:
+        if len(payload) < 2:
+            raise CorruptDataError("truncated learned-codec payload")
+        version, count = payload[0], payload[1]
+        if version != LAYOUT_VERSION:
+            raise CorruptDataError(f"unknown learned-codec payload layout {version}")
+        if count != self.streams:
+            raise CorruptDataError(f"payload has {count} streams, {self.name} needs {self.streams}")
+        pos, out = 2, []
+        for _ in range(count):
+            if pos + 4 > len(payload):
+                raise CorruptDataError("truncated learned-codec payload (stream length)")
+            (n,) = struct.unpack_from("<I", payload, pos)
+            pos += 4
+            if pos + n > len(payload):
+                raise CorruptDataError("truncated learned-codec payload (stream)")
+            out.append(payload[pos : pos + n])
+            pos += n
+        if pos != len(payload):
+            raise CorruptDataError("trailing bytes in learned-codec payload")
+        return out
+
+    def decode_payload(self, c: mlc.Container) -> np.ndarray:
+        import torch
+
+        if c.channels not in self.channels:
+            raise CorruptDataError(f"{self.name} files have 1 or 3 channels, header says {c.channels}")
+        strings = self._streams(c.payload)
+        model, _ = self._model_for(self._parse_model(c))
+        m = self.multiple
+        hp, wp = -(-c.height // m) * m, -(-c.width // m) * m
+        latent = self.latent_shape(hp, wp)
+        with torch.no_grad():
+            x = model.decompress(strings, latent)
+        rgb = (x[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+        rgb = rgb[: c.height, : c.width]
+        if c.channels == 1:
+            return np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        return np.ascontiguousarray(rgb)
+
+    def latent_shape(self, hp: int, wp: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+
+@register
+class FactorizedCodec(_Learned):
+    name = "factorized"
+    arch = "factorized"
+    description = "learned: Ballé 2017/2018 factorized prior (bmshj2018-factorized), ANS-coded"
+    multiple = 16
+    streams = 1
+
+    def latent_shape(self, hp: int, wp: int) -> tuple[int, int]:
+        return (hp // 16, wp // 16)
+
+
+@register
+class HyperpriorCodec(_Learned):
+    name = "hyperprior"
+    arch = "hyperprior"
+    description = "learned: mean-scale hyperprior (Minnen 2018 mbt2018-mean, no context model), ANS-coded"
+    multiple = 64
+    streams = 2
+
+    def latent_shape(self, hp: int, wp: int) -> tuple[int, int]:
+        return (hp // 64, wp // 64)

@@ -1,0 +1,231 @@
+"""Frozen integer tables and the ANS coder glue (numpy + constriction; no torch, no images).
+
+A *table set* is a list of T discrete distributions over integers, frozen once after training:
+
+    freqs    int32 [T, L]  frequencies (each >= 1 where used), every row sums to 2**PRECISION
+    offsets  int32 [T]     the symbol value coded as index 0 of table t
+    lengths  int32 [T]     number of in-range values of table t; index lengths[t] is the ESCAPE
+
+Table t codes the values ``offsets[t] .. offsets[t] + lengths[t] - 1`` directly; any other
+value codes the escape index and is appended, zig-zag varint encoded, to a side stream, so every
+int32 value round-trips. The ANS models are built from the frozen integers only (constriction's
+``Categorical`` with the integer frequencies as weights), so decoding never depends on how the
+tables were computed.
+
+Byte layout of one coded stream (``encode_symbols``), little-endian::
+
+    u32 n_words      ANS words (uint32 each)
+    4*n_words        ANS stream (constriction stack coder)
+    u32 n_esc_bytes  escape side stream
+    n_esc_bytes      zig-zag LEB128 varints, one per escaped symbol, in decoding order
+
+Symbols are grouped by table index (ascending t, array order inside a group); the decoder knows
+the table index of every symbol (it is input to both sides), so the grouping needs no side info.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CorruptDataError
+
+PRECISION = 16
+TOTAL = 1 << PRECISION
+MAX_LENGTH = TOTAL // 4  # in-range values per table; the rest escapes
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """Frozen integer distributions (see the module docstring for the fields)."""
+
+    freqs: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+
+    def __post_init__(self):
+        f, o, n = self.freqs, self.offsets, self.lengths
+        if f.ndim != 2 or o.shape != (f.shape[0],) or n.shape != (f.shape[0],):
+            raise ValueError("inconsistent table shapes")
+
+    @property
+    def count(self) -> int:
+        return int(self.freqs.shape[0])
+
+    def row(self, t: int) -> np.ndarray:
+        """The frequencies of table t including the escape entry: int [lengths[t] + 1]."""
+        return self.freqs[t, : int(self.lengths[t]) + 1]
+
+    def bits(self, symbols: np.ndarray, table_index: np.ndarray) -> float:
+        """Ideal code length in bits (ANS part plus escape bytes) of ``symbols``."""
+        sym = np.asarray(symbols, np.int64).ravel()
+        tix = np.asarray(table_index, np.int64).ravel()
+        idx = sym - self.offsets[tix]
+        esc = (idx < 0) | (idx >= self.lengths[tix])
+        idx = np.where(esc, self.lengths[tix], idx)
+        p = self.freqs[tix, idx].astype(np.float64) / TOTAL
+        return float(-np.log2(p).sum() + 8 * len(_varints(sym[esc])))
+
+
+def pmf_to_table(pmf: np.ndarray, tail: float) -> np.ndarray:
+    """Quantise a pmf over L values plus an escape mass ``tail`` to int32 frequencies.
+
+    Returns int32 [L + 1] summing to 2**PRECISION, every entry >= 1 (so every value is codable).
+    """
+    p = np.concatenate([np.clip(np.asarray(pmf, np.float64), 0, None), [max(float(tail), 0.0)]])
+    n = len(p)
+    if n > TOTAL // 2:
+        raise ValueError("table too long for the coder precision")
+    s = p.sum()
+    p = p / s if s > 0 else np.full(n, 1.0 / n)
+    spare = TOTAL - n  # one count reserved per entry
+    f = 1 + np.floor(p * spare).astype(np.int64)
+    rest = TOTAL - int(f.sum())
+    if rest > 0:  # hand out the remainder by largest fractional part
+        frac = p * spare - np.floor(p * spare)
+        f[np.argsort(-frac, kind="stable")[:rest]] += 1
+    assert f.sum() == TOTAL and f.min() >= 1
+    return f.astype(np.int32)
+
+
+def tables_from_pmfs(pmfs: list[np.ndarray], offsets: list[int], tails: list[float]) -> TableSet:
+    """A TableSet from float pmfs (one per table, any lengths) and their escape masses."""
+    rows = [pmf_to_table(p, t) for p, t in zip(pmfs, tails)]
+    width = max(len(r) for r in rows)
+    freqs = np.zeros((len(rows), width), np.int32)
+    for i, r in enumerate(rows):
+        freqs[i, : len(r)] = r
+    return TableSet(freqs, np.asarray(offsets, np.int32), np.asarray([len(r) - 1 for r in rows], np.int32))
+
+
+# ------------------------------------------------------------------ escapes
+
+
+def _varints(values: np.ndarray) -> bytes:
+    out = bytearray()
+    for v in np.asarray(values, np.int64).tolist():
+        z = (v << 1) ^ (v >> 63)  # zig-zag
+        while True:
+            b = z & 0x7F
+            z >>= 7
+            if z:
+                out.append(b | 0x80)
+            else:
+                out.append(b)
+                break
+    return bytes(out)
+
+
+def _read_varints(data: bytes, count: int) -> np.ndarray:
+    out = np.empty(count, np.int64)
+    pos = 0
+    for i in range(count):
+        z, shift = 0, 0
+        while True:
+            if pos >= len(data) or shift > 28:
+                raise CorruptDataError("corrupt escape stream")
+            b = data[pos]
+            pos += 1
+            z |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        out[i] = (z >> 1) ^ -(z & 1)
+    if pos != len(data):
+        raise CorruptDataError("corrupt escape stream (trailing bytes)")
+    if count and (out.min() < -(2**31) or out.max() >= 2**31):
+        raise CorruptDataError("corrupt escape stream (value out of range)")
+    return out
+
+
+# ------------------------------------------------------------------ coding
+
+
+def _model(row: np.ndarray):
+    import constriction
+
+    return constriction.stream.model.Categorical(row.astype(np.float64), perfect=False)
+
+
+def _groups(tix: np.ndarray):
+    for t in np.unique(tix):
+        yield int(t), np.flatnonzero(tix == t)
+
+
+def encode_symbols(symbols: np.ndarray, table_index: np.ndarray, tables: TableSet) -> bytes:
+    """Code int ``symbols`` (any shape) where symbol i uses table ``table_index[i]``; -> bytes."""
+    import constriction
+
+    sym = np.asarray(symbols, np.int64).ravel()
+    tix = np.asarray(table_index, np.int64).ravel()
+    if sym.shape != tix.shape:
+        raise ValueError("symbols and table_index differ in shape")
+    if tix.size and (tix.min() < 0 or tix.max() >= tables.count):
+        raise ValueError("table index out of range")
+    groups = list(_groups(tix))
+    coded, escapes = [], []
+    for t, pos in groups:
+        idx = sym[pos] - int(tables.offsets[t])
+        n = int(tables.lengths[t])
+        esc = (idx < 0) | (idx >= n)
+        escapes.append(sym[pos][esc])
+        coded.append(np.where(esc, n, idx).astype(np.int32))
+    coder = constriction.stream.stack.AnsCoder()
+    for (t, _), idx in zip(reversed(groups), reversed(coded)):  # stack: last in, first out
+        coder.encode_reverse(idx, _model(tables.row(t)))
+    words = coder.get_compressed().astype("<u4").tobytes()
+    esc = _varints(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+    return struct.pack("<I", len(words) // 4) + words + struct.pack("<I", len(esc)) + esc
+
+
+def decode_symbols(data: bytes, table_index: np.ndarray, tables: TableSet) -> np.ndarray:
+    """Inverse of ``encode_symbols``; -> int64 array of ``table_index``'s shape.
+
+    Raises CorruptDataError when ``data`` is not exactly one stream for these tables.
+    """
+    import constriction
+
+    tix_arr = np.asarray(table_index, np.int64)
+    tix = tix_arr.ravel()
+    data = bytes(data)
+    if len(data) < 8:
+        raise CorruptDataError("truncated entropy-coded stream")
+    (n_words,) = struct.unpack_from("<I", data, 0)
+    end = 4 + 4 * n_words
+    if end + 4 > len(data):
+        raise CorruptDataError("truncated entropy-coded stream (ANS words)")
+    (n_esc,) = struct.unpack_from("<I", data, end)
+    if end + 4 + n_esc != len(data):
+        raise CorruptDataError("entropy-coded stream length mismatch")
+    words = np.frombuffer(data, "<u4", n_words, 4).astype(np.uint32)
+    out = np.empty(tix.shape, np.int64)
+    n_escaped = 0
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        esc_pos = []
+        for t, pos in _groups(tix):
+            idx = np.asarray(coder.decode(_model(tables.row(t)), len(pos)), np.int64)
+            n = int(tables.lengths[t])
+            esc = idx == n
+            out[pos] = idx + int(tables.offsets[t])
+            esc_pos.append(pos[esc])
+            n_escaped += int(esc.sum())
+        clean = coder.is_empty()
+    except CorruptDataError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # constriction rejects malformed streams with assorted errors
+        # (a Rust panic surfaces as pyo3's PanicException, which is not an Exception subclass)
+        raise CorruptDataError(f"corrupt entropy-coded stream ({type(exc).__name__})") from None
+    if not clean:
+        raise CorruptDataError("corrupt entropy-coded stream (data left over)")
+    if n_escaped > n_esc:  # each varint takes at least one byte
+        raise CorruptDataError("corrupt escape stream (too few bytes)")
+    if n_escaped:
+        out[np.concatenate(esc_pos)] = _read_varints(data[end + 4 :], n_escaped)
+    elif n_esc:
+        raise CorruptDataError("corrupt escape stream (unexpected bytes)")
+    return out.reshape(tix_arr.shape)

@@ -1,0 +1,80 @@
+"""Quantisation: additive uniform noise for training, rounding for coding (torch).
+
+For a mean-scale model the symbols are ``round(y - mu)`` and the decoder rebuilds
+``y_hat = symbols + mu``; for a zero-mean model ``mu`` is omitted.
+"""
+
+from __future__ import annotations
+
+
+def add_noise(y):
+    """y + U(-0.5, 0.5): the differentiable training proxy of rounding. Same shape as ``y``."""
+    import torch
+
+    return y + torch.empty_like(y).uniform_(-0.5, 0.5)
+
+
+def symbols(y, mu=None):
+    """Integer symbols (int32 tensor) of ``y`` relative to ``mu`` (or zero): round(y - mu)."""
+    import torch
+
+    v = y if mu is None else y - mu
+    return torch.round(v).to(torch.int32)
+
+
+def dequantize(sym, mu=None):
+    """y_hat = symbols + mu as float32 (the decoder's view of the latent)."""
+    import torch
+
+    y = sym.to(torch.float32)
+    return y if mu is None else y + mu
+
+
+def quantize(y, mode: str, mu=None):
+    """``"noise"``: y + U(-.5,.5); ``"round"``: round(y - mu) + mu with a straight-through gradient."""
+    if mode == "noise":
+        return add_noise(y)
+    if mode != "round":
+        raise ValueError(f"unknown quantisation mode {mode!r}")
+    v = y if mu is None else y - mu
+    out = v + (v.round() - v).detach()
+    return out if mu is None else out + mu
+
+
+def lower_bound(x, bound: float):
+    """max(x, bound) whose gradient still flows where it would push x up towards the bound."""
+    return _LowerBound.apply(x, bound)
+
+
+def _make_lower_bound():
+    import torch
+
+    class LowerBound(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, bound):
+            ctx.save_for_backward(x)
+            ctx.bound = bound
+            return x.clamp_min(bound)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            passes = (x >= ctx.bound) | (grad < 0)
+            return grad * passes, None
+
+    return LowerBound
+
+
+class _Lazy:
+    """Builds the autograd Function on first use so that importing this module needs no torch."""
+
+    fn = None
+
+    @classmethod
+    def apply(cls, *args):
+        if cls.fn is None:
+            cls.fn = _make_lower_bound()
+        return cls.fn.apply(*args)
+
+
+_LowerBound = _Lazy

@@ -1,0 +1,1 @@
+"""Neural-network layers, transforms and models (torch); no bytes, no file formats."""

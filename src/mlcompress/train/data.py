@@ -1,0 +1,58 @@
+"""Training crops from a folder of images, held in memory (numpy + Pillow; no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from ..image import IMAGE_EXTENSIONS, read_image
+
+
+class CropSampler:
+    """Random training crops: downscale by U(lo, hi) (washes out JPEG artefacts), crop, flip.
+
+    ``batch(rng, n)`` -> uint8 n x C x C x 3. All images are decoded once, at construction;
+    images smaller than the crop are skipped. Reproducible given the numpy Generator.
+    """
+
+    def __init__(self, folder: str | Path, crop: int, scale: tuple[float, float] = (0.6, 1.0)):
+        from PIL import Image
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UsageError(f"training data folder {folder} does not exist")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.crop, self.scale = crop, scale
+        self.images = []
+        for p in files:
+            img = read_image(p)
+            if img.ndim == 2:
+                img = np.repeat(img[:, :, None], 3, axis=2)
+            if img.shape[2] == 4:
+                img = img[:, :, :3]
+            if min(img.shape[:2]) * scale[0] >= crop:
+                self.images.append(Image.fromarray(img))
+        if not self.images:
+            raise UsageError(f"no usable training images (>= {crop} px after downscaling) in {folder}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        from PIL import Image
+
+        im = self.images[int(rng.integers(len(self.images)))]
+        w, h = im.size
+        s = float(rng.uniform(*self.scale))
+        side = self.crop / s  # source box side in original pixels
+        x0 = float(rng.uniform(0, w - side))
+        y0 = float(rng.uniform(0, h - side))
+        out = np.asarray(im.resize((self.crop, self.crop), Image.BICUBIC, box=(x0, y0, x0 + side, y0 + side)))
+        if rng.integers(2):
+            out = out[:, ::-1]
+        return out
+
+    def batch(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.stack([self.sample(rng) for _ in range(n)])

@@ -1,0 +1,165 @@
+"""Kodak rate-distortion numbers of the shipped learned weights, for recipes and model cards.
+
+``kodak_rd("hyperprior", [1, 2, 3], kodak_dir)`` encodes every image with the registered codec
+and reports mean bpp from the real file bytes, mean PSNR (metrics.psnr) and the model's own
+estimated bpp. ``classical_at(rows, cells)`` puts JPEG/WebP/AVIF beside each point: their PSNR
+at the same bpp, interpolated on their mean RD curve from a bench cells.jsonl (bench/results).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def kodak_rd(codec_name: str, qualities, folder: str | Path, weights_dir: str | Path | None = None) -> list[dict]:
+    """One row per quality: {quality, model, bpp, psnr, estimated_bpp, encode_s, decode_s, images}.
+
+    ``weights_dir`` points the codec at other weights than the installed ones for the run.
+    """
+    from .. import registry
+
+    codec = registry.get(codec_name)
+    saved_dir = codec.weights_dir
+    if weights_dir is not None:
+        codec.weights_dir = Path(weights_dir)
+    try:
+        return _kodak_rd(codec, qualities, folder)
+    finally:
+        codec.weights_dir = saved_dir
+
+
+def _kodak_rd(codec, qualities, folder) -> list[dict]:
+    import torch
+
+    from .. import container as mlc
+    from ..codecs.learned import load_model, weights_path
+    from ..image import read_image
+    from ..metrics import bpp, psnr
+
+    files = sorted(Path(folder).glob("kodim*.png"))
+    rows = []
+    for q in qualities:
+        path = weights_path(codec.model_name(q), codec.weights_dir)
+        if not path.is_file():
+            continue
+        model, _ = load_model(path)
+        bpps, psnrs, est, enc_s, dec_s = [], [], [], 0.0, 0.0
+        for f in files:
+            img = read_image(f)
+            t = time.perf_counter()
+            data = codec.encode(img, q)
+            enc_s += time.perf_counter() - t
+            t = time.perf_counter()
+            out = codec.decode(data)
+            dec_s += time.perf_counter() - t
+            h, w = img.shape[:2]
+            bpps.append(bpp(len(data), w, h))
+            psnrs.append(psnr(img, out))
+            m = model.multiple
+            pad = np.pad(img, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
+            x = torch.from_numpy(pad).permute(2, 0, 1)[None].float() / 255
+            est.append(model.estimate_bits(x) / (h * w))
+            assert len(mlc.unpack(data).payload) > 0
+        rows.append({
+            "quality": q, "model": codec.model_name(q), "images": len(files),
+            "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),
+            "estimated_bpp": float(np.mean(est)),
+            "encode_s": enc_s / len(files), "decode_s": dec_s / len(files),
+        })
+    return rows
+
+
+def classical_at(rows: list[dict], cells: str | Path, codecs=("jpeg", "webp", "avif")) -> None:
+    """Add ``<codec>_psnr_at_bpp`` to each row from a bench cells.jsonl (mean curve, interpolated)."""
+    per: dict = {}
+    for line in Path(cells).read_text().splitlines():
+        r = json.loads(line)
+        if r.get("error") is None and r["codec"] in codecs:
+            per.setdefault(r["codec"], {}).setdefault(r["quality"], []).append((r["bpp"], r["psnr"]))
+    for codec, by_q in per.items():
+        pts = sorted((np.mean([b for b, _ in v]), np.mean([p for _, p in v])) for v in by_q.values() if len(v) == 24)
+        if len(pts) < 2:
+            continue
+        xs, ys = np.array(pts).T
+        for row in rows:
+            inside = xs[0] <= row["bpp"] <= xs[-1]
+            row[f"{codec}_psnr_at_bpp"] = float(np.interp(row["bpp"], xs, ys)) if inside else None
+
+
+def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str) -> str:
+    """Markdown model card: architecture, training recipe per level, measured Kodak numbers."""
+    titles = {
+        "hyperprior": "mean-scale hyperprior (Minnen, Ballé, Toderici 2018, mbt2018-mean, no context model)",
+        "factorized": "factorized prior (Ballé et al. 2017/2018, bmshj2018-factorized)",
+    }
+    lines = [f"# `{arch}` weights: {titles.get(arch, arch)}", ""]
+    if recipes:
+        r0 = recipes[0]
+        lines += [
+            f"Architecture: N={r0['N']}, M={r0['M']}; GDN/IGDN transforms, 4 stride-2 5x5 (transposed) convs.",
+            f"Training data: {r0['data']} ({r0['data_images']} images), random downscale 0.6-1.0, "
+            f"{r0['crop']}x{r0['crop']} crops, horizontal flips, batch {r0['batch']}; loss lambda*255^2*MSE + bpp;",
+            "Adam, gradient-norm clip 1.0; CPU only (2 shared cores). Weights stored as float16, entropy",
+            "tables frozen (16-bit integers) after rounding. Recipes: the `.json` file beside each weights file.",
+            "",
+            "| file | lambda | init | steps | wall time | train loss | train bpp | train PSNR |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in recipes:
+            f = r.get("final_train") or {}
+            init = Path(r["init"]).name if r.get("init") else "scratch"
+            lines.append(
+                f"| {r['name']} | {r['lambda']} | {init} | {r['steps']} | {r['wall_time_s'] / 60:.0f} min | "
+                f"{f.get('loss', float('nan')):.3f} | {f.get('bpp', float('nan')):.3f} | {f.get('psnr', float('nan')):.2f} |"
+            )
+    if rows:
+        cl = [k for k in rows[0] if k.endswith("_psnr_at_bpp")]
+        lines += [
+            "", f"## Kodak ({rows[0]['images']} images), measured with this codec",
+            "",
+            "bpp from the real .mlc file bytes (container included), PSNR RGB (metrics.psnr), mean over images;",
+            "estimated bpp = the model's own -log2 likelihood; classical PSNR at the same bpp interpolated on",
+            "their mean Kodak curve from bench/results/cells.jsonl (empty when outside their measured range).",
+            "",
+            "| level | bpp | PSNR dB | estimated bpp | encode s | decode s | " + " | ".join(
+                c.replace("_psnr_at_bpp", " PSNR @bpp") for c in cl) + " |",
+            "|---|---|---|---|---|---|" + "---|" * len(cl),
+        ]
+        for r in rows:
+            cls = " | ".join("" if r[c] is None else f"{r[c]:.2f}" for c in cl)
+            lines.append(
+                f"| q{r['quality']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['estimated_bpp']:.4f} | "
+                f"{r['encode_s']:.2f} | {r['decode_s']:.2f} | {cls} |"
+            )
+    lines += ["", f"Measured with: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells: str | Path | None = None,
+            command: str = "", out_dir: str | Path | None = None) -> dict:
+    """Export ``runs_dir/q<level>.pt`` for every level present, measure Kodak, write the model card.
+
+    Writes ``weights/<arch>-q<level>.{safetensors,json}`` and ``weights/<arch>.md``; returns
+    {"recipes": [...], "kodak": [...]}.
+    """
+    from ..fileio import write_atomic
+    from .export import WEIGHTS_DIR, export
+
+    runs_dir = Path(runs_dir)
+    out_dir = Path(out_dir) if out_dir else WEIGHTS_DIR
+    recipes = []
+    for q in range(1, 10):
+        ck = runs_dir / f"q{q}.pt"
+        if ck.is_file():
+            recipes.append(export(ck, f"{arch}-q{q}", out_dir))
+    levels = [int(r["name"].rsplit("-q", 1)[1]) for r in recipes]
+    rows = kodak_rd(arch, levels, kodak_dir, out_dir) if kodak_dir else []
+    if rows and cells and Path(cells).is_file():
+        classical_at(rows, cells)
+    card = model_card(arch, rows, recipes, command)
+    write_atomic(out_dir / f"{arch}.md", card.encode(), force=True)
+    return {"recipes": recipes, "kodak": rows}

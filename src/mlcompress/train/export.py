@@ -1,0 +1,96 @@
+"""Freeze a trained checkpoint into shipped weights: safetensors + JSON recipe.
+
+``export(ckpt, name)`` rounds the float weights to float16 (halving the file), reloads them as
+float32, freezes the entropy tables with ``update()`` *on those weights*, and writes
+``<name>.safetensors`` (float16 weights, int32 tables, float32 scale table; metadata: model,
+N, M, lambda) and ``<name>.json`` (the training recipe and final training numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def _half_roundtrip(model) -> None:
+    import torch
+
+    with torch.no_grad():
+        for t in list(model.parameters()):
+            t.copy_(t.half().float())
+
+
+def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> bytes:
+    """Freeze ``model`` (float16-rounded, tables from ``update()``) into ``out_dir/<name>.safetensors``.
+
+    Returns the file's bytes. ``model`` is modified in place (rounded weights, frozen tables).
+    """
+    from safetensors.torch import save
+
+    from ..fileio import write_atomic
+    from ..nn.models import MODELS
+
+    arch = next(k for k, v in MODELS.items() if type(model) is v)
+    model.eval()
+    _half_roundtrip(model)
+    model.update()
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().contiguous()
+        tensors[k] = v.half() if v.is_floating_point() and "scale_table" not in k else v
+    meta = {"model": arch, "N": str(model.N), "M": str(model.M), "lambda": repr(lmbda), "name": name}
+    blob = save(tensors, metadata=meta)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / f"{name}.safetensors", blob, force=force)
+    return blob
+
+
+def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> dict:
+    """Write ``out_dir/<name>.safetensors`` and ``<name>.json`` from a checkpoint; -> recipe dict."""
+    from ..fileio import write_atomic
+    from ..nn.models import build
+    from .loop import load_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    cfg = ck["config"]
+    model = build(cfg["model"], cfg["N"], cfg["M"])
+    model.load_state_dict(ck["model"])
+    blob = write_weights(model, name, cfg["lmbda"], out_dir, force)
+    hist = ck["history"]
+    recipe = {
+        "name": name, "model": cfg["model"], "N": cfg["N"], "M": cfg["M"], "lambda": cfg["lmbda"],
+        "loss": "lambda * 255^2 * MSE + bpp (estimated)",
+        "data": str(cfg["data"]), "data_images": ck.get("data_images"),
+        "crop": cfg["crop"], "batch": cfg["batch"], "lr": cfg["lr"], "seed": cfg["seed"],
+        "init": cfg.get("init"), "steps": ck["step"], "wall_time_s": round(ck["elapsed"], 1),
+        "threads": cfg["threads"],
+        "final_train": hist[-1] if hist else None,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        "weights_bytes": len(blob),
+    }
+    write_atomic(Path(out_dir) / f"{name}.json", (json.dumps(recipe, indent=2) + "\n").encode(), force=force)
+    return recipe
+
+
+def load_weights(path: str | Path):
+    """(model in eval mode with frozen tables, metadata dict, sha256 bytes) of a weights file."""
+    import torch
+    from safetensors.torch import load
+
+    from ..nn.models import build
+
+    blob = Path(path).read_bytes()
+    tensors = load(blob)
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata() or {}
+    model = build(meta["model"], int(meta["N"]), int(meta["M"]))
+    model.load_state_dict({k: (v.float() if v.dtype == torch.float16 else v) for k, v in tensors.items()})
+    model.requires_grad_(False)
+    model.eval()
+    return model, meta, hashlib.sha256(blob).digest()

@@ -1,0 +1,206 @@
+"""The rate-distortion training loop with exact resume.
+
+Loss (per batch): ``lambda * 255**2 * MSE(x, x_hat) + bpp`` where bpp is the model's estimated
+rate ``sum(-log2 likelihoods) / pixels`` and x, x_hat are float RGB in 0..1.
+
+A checkpoint (one file, written atomically every ``checkpoint_minutes``) holds the config, the
+model, the Adam state, the step, the elapsed time, the numpy and torch RNG states and the loss
+history, so ``resume=True`` continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str
+    lmbda: float
+    steps: int
+    out: str
+    N: int = 64
+    M: int = 96
+    batch: int = 8
+    crop: int = 128
+    lr: float = 5e-4
+    threads: int = 2
+    seed: int = 0
+    resume: bool = False
+    init: str | None = None
+    checkpoint_minutes: float = 5.0
+    time_limit_minutes: float | None = None
+    clip: float = 1.0
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def rd_loss(out: dict, x, lmbda: float) -> dict:
+    """{"loss", "mse", "bpp"} (torch scalars) of a model's forward output against x (B,3,H,W)."""
+    import torch
+
+    b, _, h, w = x.shape
+    bits = sum(-torch.log2(v).sum() for v in out["likelihoods"].values())
+    bpp = bits / (b * h * w)
+    mse = torch.mean((out["x_hat"] - x) ** 2)
+    return {"loss": lmbda * 255**2 * mse + bpp, "mse": mse, "bpp": bpp}
+
+
+def to_tensor(batch: np.ndarray):
+    """uint8 B x H x W x 3 -> float B x 3 x H x W in 0..1 (channels_last memory)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    import torch
+
+    from ..fileio import write_atomic
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(path, buf.getvalue(), force=True)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    import torch
+
+    from ..errors import UsageError
+
+    if not Path(path).is_file():
+        raise UsageError(f"checkpoint {path} does not exist")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_model(path: str | Path):
+    """A model from a checkpoint (.pt) or an exported weights file (.safetensors)."""
+    from ..nn.models import build
+
+    if str(path).endswith(".safetensors"):
+        from .export import load_weights
+
+        return load_weights(path)[0]
+    ck = load_checkpoint(path)
+    cfg = ck["config"]
+    model = build(cfg["model"], cfg["N"], cfg["M"])
+    model.load_state_dict(ck["model"])
+    return model
+
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Train (or resume) according to ``cfg``; returns the final checkpoint state's summary."""
+    import torch
+
+    from ..errors import UsageError
+    from ..nn.models import build
+    from .data import CropSampler
+
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.resume and out.exists():
+        ck = load_checkpoint(out)
+        saved = ck["config"]
+        for key in ("model", "N", "M"):
+            if saved[key] != getattr(cfg, key):
+                raise UsageError(f"--resume: checkpoint has {key}={saved[key]}, asked for {getattr(cfg, key)}")
+    else:
+        ck = None
+        if out.exists():
+            raise UsageError(f"{out} exists (use --resume to continue it)")
+
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.model, cfg.N, cfg.M)
+    if ck is None and cfg.init:
+        src = load_model(cfg.init)
+        model.load_state_dict(src.state_dict())
+    model = model.to(memory_format=torch.channels_last).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed, history = 0, 0.0, []
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr
+        rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
+
+    data = CropSampler(cfg.data, cfg.crop)
+    cfg_dict = asdict(cfg)
+
+    def state():
+        return {
+            "config": cfg_dict, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "step": step, "elapsed": elapsed, "history": history, "data_images": len(data),
+        }
+
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, mininterval=10, dynamic_ncols=False, ascii=True)
+    start = time.monotonic()
+    run_start_elapsed = elapsed
+    last_ck = start
+    acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
+    skipped = 0
+    try:
+        while step < cfg.steps:
+            if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:
+                break
+            x = to_tensor(data.batch(rng, cfg.batch))
+            res = rd_loss(model(x), x, cfg.lmbda)
+            opt.zero_grad(set_to_none=True)
+            res["loss"].backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip or float("inf"))
+            if not torch.isfinite(norm):  # skip a non-finite step instead of poisoning the weights
+                skipped += 1
+                if skipped > 100:
+                    raise FloatingPointError("training diverged: 100 non-finite gradients")
+                continue
+            opt.step()
+            step += 1
+            for k in ("loss", "mse", "bpp"):
+                acc[k] += float(res[k].detach())
+            acc["n"] += 1
+            elapsed = run_start_elapsed + time.monotonic() - start
+            if step % 50 == 0 or step == cfg.steps:
+                n = acc["n"]
+                row = {"step": step, "elapsed": round(elapsed, 1), "loss": acc["loss"] / n,
+                       "bpp": acc["bpp"] / n, "psnr": _psnr(acc["mse"] / n)}
+                history.append(row)
+                acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
+                if bar is None:
+                    log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {row['psnr']:.2f}")
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{float(res['loss']):.3f}", bpp=f"{float(res['bpp']):.3f}",
+                                    psnr=f"{_psnr(float(res['mse'])):.2f}", refresh=False)
+            if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
+                save_checkpoint(out, state())
+                last_ck = time.monotonic()
+    finally:
+        if bar is not None:
+            bar.close()
+        if step > 0:
+            save_checkpoint(out, state())
+    return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
+
+
+def _psnr(mse: float) -> float:
+    from ..metrics import psnr_from_mse
+
+    return psnr_from_mse(mse * 255**2)

@@ -1,0 +1,171 @@
+"""Learned models and the registered `factorized` / `hyperprior` codecs.
+
+Most tests use tiny randomly initialised models written to a temporary weights folder (fast);
+the tests about the shipped weights skip when none are installed yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+from mlcompress import container as mlc  # noqa: E402
+from mlcompress import registry  # noqa: E402
+from mlcompress.codecs.learned import WEIGHTS_DIR  # noqa: E402
+from mlcompress.errors import CorruptDataError, ModelMismatchError, UnsupportedError  # noqa: E402
+
+ARCHS = ("factorized", "hyperprior")
+
+
+def _tiny(arch: str, seed: int = 0):
+    from mlcompress.nn.models import build
+
+    torch.manual_seed(seed)
+    return build(arch, 8, 12)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A folder with tiny random weights for quality 3 of both learned codecs."""
+    from mlcompress.train.export import write_weights
+
+    d = tmp_path_factory.mktemp("weights")
+    for arch in ARCHS:
+        write_weights(_tiny(arch), f"{arch}-q3", 0.013, d)
+    return d
+
+
+@pytest.fixture(params=ARCHS)
+def codec(request, tiny_weights, monkeypatch):
+    c = registry.get(request.param)
+    monkeypatch.setattr(c, "weights_dir", tiny_weights)
+    return c
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_decompress_gives_exactly_the_forward_reconstruction_of_the_quantised_latents(arch):
+    from mlcompress.nn.models import single_thread
+
+    model = _tiny(arch).eval()
+    model.update()
+    x = torch.rand(1, 3, 64, 128)
+    enc = model.compress(x)
+    x_hat = model.decompress(enc["strings"], enc["shape"])
+    with torch.no_grad(), single_thread():
+        ref = model(x)["x_hat"].clamp(0, 1)
+    assert torch.equal(x_hat, ref)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 300, 3), (1000, 3, 3), (37, 53, 1)])
+def test_odd_sizes_and_grey_round_trip_through_the_registered_codec(codec, shape, rng):
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    if shape[2] == 1:
+        img = img[:, :, 0]
+    out = codec.decode(codec.encode(img, 3))
+    assert out.shape == img.shape and out.dtype == np.uint8
+
+
+def test_rgba_is_refused(codec):
+    with pytest.raises(UnsupportedError):
+        codec.encode(np.zeros((8, 8, 4), np.uint8), 3)
+
+
+def test_a_quality_without_installed_weights_is_refused(codec):
+    with pytest.raises(UnsupportedError):
+        codec.encode(np.zeros((8, 8, 3), np.uint8), 1)
+
+
+def test_container_records_the_model_name_and_the_weights_hash(codec, tiny_weights):
+    import hashlib
+
+    c = mlc.unpack(codec.encode(np.zeros((8, 8, 3), np.uint8), 3))
+    assert c.model == f"{codec.name}-q3"
+    assert c.weights_hash == hashlib.sha256((tiny_weights / f"{codec.name}-q3.safetensors").read_bytes()).digest()
+
+
+def test_decoding_with_different_weights_is_refused(codec, tmp_path, monkeypatch):
+    from mlcompress.train.export import write_weights
+
+    data = codec.encode(np.full((16, 16, 3), 99, np.uint8), 3)
+    write_weights(_tiny(codec.name, seed=1), f"{codec.name}-q3", 0.013, tmp_path)
+    monkeypatch.setattr(codec, "weights_dir", tmp_path)
+    with pytest.raises(ModelMismatchError):
+        codec.decode(data)
+
+
+def test_bytes_and_pixels_do_not_depend_on_the_torch_thread_count(codec, rng):
+    img = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        d1 = codec.encode(img, 3)
+        p1 = codec.decode(d1)
+        torch.set_num_threads(2)
+        d2 = codec.encode(img, 3)
+        p2 = codec.decode(d1)
+    finally:
+        torch.set_num_threads(before)
+    assert d1 == d2
+    assert np.array_equal(p1, p2)
+    assert torch.get_num_threads() == before
+
+
+def test_corrupted_payloads_raise_corrupt_data_error_only(codec, rng):
+    c = mlc.unpack(codec.encode(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8), 3))
+    p = c.payload
+    for i in range(40):
+        bad = bytearray(p)
+        if i % 2:
+            bad = bad[: rng.integers(len(bad))]
+        else:
+            bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
+        data = mlc.pack(mlc.Container(c.codec, c.width, c.height, c.channels, bytes(bad), c.params,
+                                      c.model, c.weights_hash))
+        try:
+            out = codec.decode(data)
+        except CorruptDataError:
+            continue
+        assert out.shape == (20, 24, 3)
+
+
+def test_unknown_model_names_in_the_header_are_corrupt_data(codec):
+    c = mlc.unpack(codec.encode(np.zeros((8, 8, 3), np.uint8), 3))
+    data = mlc.pack(mlc.Container(c.codec, c.width, c.height, c.channels, c.payload, c.params,
+                                  f"{codec.name}-q99", c.weights_hash))
+    with pytest.raises(CorruptDataError):
+        codec.decode(data)
+
+
+# ---------------------------------------------------------------- shipped weights
+
+
+def _shipped(arch: str, q: int = 3):
+    path = WEIGHTS_DIR / f"{arch}-q{q}.safetensors"
+    if not path.is_file():
+        pytest.skip(f"no shipped weights {path.name} yet (train and export them, see the model card)")
+    return path
+
+
+def test_shipped_hyperprior_bytes_match_the_estimated_rate_on_a_kodak_image(kodak_images):
+    from mlcompress.codecs.learned import load_model
+
+    model, _ = load_model(_shipped("hyperprior"))
+    img = kodak_images[0]
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    estimated = model.estimate_bits(x)
+    data = registry.get("hyperprior").encode(img, 3)
+    actual = 8 * len(mlc.unpack(data).payload)
+    assert abs(actual - estimated) < 0.05 * estimated
+
+
+def test_shipped_hyperprior_beats_a_flat_grey_image_on_kodak(kodak_images):
+    from mlcompress.metrics import psnr
+
+    _shipped("hyperprior")
+    img = kodak_images[0]
+    out = registry.get("hyperprior").decode(registry.get("hyperprior").encode(img, 3))
+    flat = np.full_like(img, int(img.mean()))
+    assert psnr(img, out) > psnr(img, flat) + 5

@@ -18,7 +18,6 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -272,24 +271,7 @@ def _worker_init() -> None:
         pass
 
 
-@contextmanager
-def _one_torch_thread():
-    """torch on one thread while measuring, restored afterwards.
-
-    Learned codecs are then timed single-threaded like libjpeg, and MS-SSIM does not fight the
-    other processes of a shared machine (two threads on a busy 2-core machine ran 5x slower).
-    """
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from ..threads import single_torch_thread as _one_torch_thread  # noqa: E402
 
 
 # ---------------------------------------------------------------- cache

@@ -58,7 +58,6 @@ import hashlib
 import importlib.util
 import struct
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,17 +91,7 @@ def step_for_quality(q: int) -> float:
 # ---------------------------------------------------------------- model, tiles, threads
 
 
-@contextmanager
-def one_torch_thread():
-    """Run the block with torch's intra-op thread count at 1, then restore it."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+from ..threads import single_torch_thread as one_torch_thread  # noqa: E402
 
 
 _MODELS: dict = {}

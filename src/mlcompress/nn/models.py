@@ -14,7 +14,6 @@ compute must agree bit for bit, or the scale indices (and so the whole stream) w
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
 from torch import nn
@@ -23,15 +22,7 @@ from ..entropy.models import EntropyBottleneck, GaussianConditional
 from .layers import GDN, conv, deconv
 
 
-@contextlib.contextmanager
-def single_thread():
-    """Run the block with torch.set_num_threads(1); restore the previous count afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+from ..threads import single_torch_thread as single_thread  # noqa: E402
 
 
 def analysis(n: int, m: int) -> nn.Sequential:

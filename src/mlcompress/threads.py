@@ -1,0 +1,25 @@
+"""One torch thread for a block: deterministic learned-codec coding and fair timing.
+
+torch is imported only when installed and only when the block runs, so numpy-only code paths
+can use this too.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+
+@contextmanager
+def single_torch_thread():
+    """Run the block with torch's intra-op thread count at 1, then restore it (no-op without torch)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

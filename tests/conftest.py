@@ -69,3 +69,16 @@ def synthetic_images() -> dict[str, np.ndarray]:
 @pytest.fixture(params=sorted(synthetic_images()))
 def synthetic(request) -> np.ndarray:
     return synthetic_images()[request.param]
+
+
+def require_codec(name: str):
+    """The registered codec ``name``; skip with the codec's reason when it cannot run here."""
+    from mlcompress import registry
+
+    if name == "<none>":
+        pytest.skip("no native codec is registered")
+    codec = registry.get(name)
+    reason = codec.unavailable_reason()
+    if reason:
+        pytest.skip(f"codec {name} unavailable: {reason}")
+    return codec

@@ -14,6 +14,7 @@ import pytest
 import mlcompress
 from mlcompress import container as mlc
 from mlcompress import fuzz, registry
+from conftest import require_codec
 
 NATIVE = [c.name for c in registry.codecs() if c.native] or ["<none>"]
 
@@ -26,14 +27,7 @@ def _image() -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _codec(name: str):
-    if name == "<none>":
-        pytest.skip("no native codec is registered")
-    codec = registry.get(name)
-    reason = codec.unavailable_reason()
-    if reason:
-        pytest.skip(f"codec {name} unavailable: {reason}")
-    return codec
+_codec = require_codec
 
 
 def _encode(codec, img):

@@ -17,6 +17,7 @@ from mlcompress import container as mlc
 from mlcompress import registry
 from mlcompress.errors import CorruptDataError, Error, LimitError, ModelMismatchError
 from mlcompress.fuzz import repack
+from conftest import require_codec
 
 NATIVE = [c.name for c in registry.codecs() if c.native] or ["<none>"]
 #: a decode of a tiny forged file may use at most this much traced (numpy/Python) memory
@@ -24,14 +25,7 @@ NATIVE = [c.name for c in registry.codecs() if c.native] or ["<none>"]
 MEMORY_BOUND = 96 * 2**20
 
 
-def _codec(name: str):
-    if name == "<none>":
-        pytest.skip("no native codec is registered")
-    codec = registry.get(name)
-    reason = codec.unavailable_reason()
-    if reason:
-        pytest.skip(f"codec {name} unavailable: {reason}")
-    return codec
+_codec = require_codec
 
 
 def _small_file(codec) -> bytes:

@@ -224,11 +224,48 @@ def build_tables(codecs: list[str] | None = None, data_dir: str | Path | None = 
              f"{THUMB_SIDE * THUMB_SIDE}-pixel image stands for the full one) more than the codec, and its PSNR "
              "compares two thumbnails, so neither says how well the full image is kept.")
     L.append("")
+    L += kodak_tables(data_dir)
     v = library_versions()
     L.append("Libraries: " + ", ".join(f"{k} {v[k]}" for k in ("numpy", "pillow", "imagecodecs", "scikit-image", "torch")
                                        if k in v) + ".")
     L.append("")
     return "\n".join(L)
+
+
+#: The Kodak images of the thesis's Tables 2 and 3.
+THESIS_KODAK = ("kodim01", "kodim02", "kodim06", "kodim07", "kodim08", "kodim15", "kodim23")
+#: Codecs measured for Tables 2 and 3 (those available here), each at its default quality.
+TABLE23_CODECS = ("rle", "vq", "vq+rle", "rle+vq", "rle+vq+cae", "cae-thesis", "hyperprior",
+                  "jpeg", "webp", "jpeg2000", "avif", "jxl", "png")
+
+
+def kodak_tables(data_dir: str | Path | None = None) -> list[str]:
+    """Markdown lines of section 3: the thesis's seven Kodak images through our codecs."""
+    from ..demo import measure as measure_codec
+    from .runner import default_data_dir
+
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    paths = [folder / f"{n}.png" for n in THESIS_KODAK]
+    L = ["## 3. Tables 2 and 3: the thesis's Kodak images with our codecs", ""]
+    if not all(p.is_file() for p in paths):
+        return L + [f"Skipped: the Kodak images {', '.join(THESIS_KODAK)} are not in {folder}.", ""]
+    names = [n for n in TABLE23_CODECS if n in registry.list_codecs() and registry.get(n).available()]
+    L.append("Each codec at its default quality, full resolution; bytes of the real file, compression rate "
+             "against the 24-bit BMP size as the thesis defines it, PSNR on 0..255 with peak 255.")
+    L.append("")
+    L.append("| image | codec | quality | file bytes | bpp | rate % vs BMP | PSNR dB | MS-SSIM | encode s | decode s |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for path in paths:
+        img = read_image(path)
+        h, w = img.shape[:2]
+        for name in names:
+            row, _, _ = measure_codec(name, img)
+            rate = metrics.compression_rate(8 * metrics.bmp_size(w, h, 3), 8 * row.bytes)
+            q = "-" if row.quality is None else row.quality
+            L.append(f"| {path.stem} | {name} | {q} | {row.bytes} | {row.bpp:.3f} | {rate:.2f} | {_db(row.psnr)} "
+                     f"| {row.ms_ssim:.4f} | {row.encode_s:.2f} | {row.decode_s:.2f} |")
+    L.append("")
+    return L
 
 
 def _db(v: float, spec: str = ".2f") -> str:

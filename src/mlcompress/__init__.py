@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Error", "UsageError", "UnsupportedError", "CorruptDataError", "VersionError", "LimitError",
-    "ModelMismatchError", "encode", "decode", "open", "identify", "list_codecs", "get_codec",
+    "ModelMismatchError", "encode", "decode", "decode_any", "open", "identify", "list_codecs", "get_codec",
     "default_codec", "set_max_pixels", "get_max_pixels", "__version__",
 ]
 
@@ -109,16 +109,20 @@ def decode(data: bytes) -> np.ndarray:
     return identify(data).decode(data)
 
 
-def open(path: str | Path) -> np.ndarray:  # noqa: A001 - mirrors PIL.Image.open
-    """Read any image file: .mlc and classical formats through their codecs, else Pillow."""
+def decode_any(data: bytes) -> np.ndarray:
+    """Decode compressed bytes (.mlc or a classical format), else read them as any Pillow image."""
     from .image import read_image
 
-    data = Path(path).read_bytes()
     try:
         identify(data)
     except CorruptDataError:
-        return read_image(data)
+        return read_image(bytes(data))
     return decode(data)
+
+
+def open(path: str | Path) -> np.ndarray:  # noqa: A001 - mirrors PIL.Image.open
+    """Read any image file: .mlc and classical formats through their codecs, else Pillow."""
+    return decode_any(Path(path).read_bytes())
 
 
 from . import pil_plugin as _pil_plugin  # noqa: E402

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import CorruptDataError, Error, UsageError
+from .errors import Error, UsageError
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -218,14 +218,7 @@ def cmd_codecs(args) -> int:
 def _open_any(path: str):
     import mlcompress
 
-    from .image import read_image
-
-    data = _read_input(path)
-    try:
-        mlcompress.identify(data)
-    except CorruptDataError:
-        return read_image(data)
-    return mlcompress.decode(data)
+    return mlcompress.decode_any(_read_input(path))
 
 
 def cmd_compare(args) -> int:
@@ -285,7 +278,7 @@ def cmd_vq_experiments(args) -> int:
 def cmd_fuzz(args) -> int:
     from . import fuzz
 
-    codecs = [n for n in args.codecs.split(",") if n] if args.codecs else None
+    codecs = _names(args.codecs)
     report, mem_note = fuzz.fuzz_main(
         args.cases, args.seed, codecs, args.crash_dir, args.fuzz_max_pixels, args.mem_mb,
         args.hang_seconds, progress=not args.quiet and sys.stderr.isatty(), classical=args.classical,

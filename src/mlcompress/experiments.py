@@ -57,9 +57,10 @@ def parse_grid(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def default_data_dir() -> Path | None:
-    """$MLCOMPRESS_DATA/kodak, else ../shared/data/kodak from the working directory, if present."""
-    root = os.environ.get("MLCOMPRESS_DATA")
-    path = Path(root) / "kodak" if root else Path("..") / "shared" / "data" / "kodak"
+    """The shared Kodak folder (mlcompress.data.kodak_dir), or None when it is absent."""
+    from .data import kodak_dir
+
+    path = kodak_dir()
     return path if path.is_dir() else None
 
 

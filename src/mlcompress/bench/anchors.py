@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .results import Curve, load_compressai
-from .runner import shared_dir
+from ..data import shared_dir
 
 #: A readable default: the classic learned models (MSE-trained, CompressAI's CPU runs) and the
 #: strongest classical codecs (BPG 4:4:4, VTM intra).

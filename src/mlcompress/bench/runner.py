@@ -29,18 +29,7 @@ from ..image import IMAGE_EXTENSIONS, read_image
 
 CELLS_FILE = "cells.jsonl"
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def shared_dir() -> Path:
-    """The shared folder beside the repository (``../shared``), where data and anchors live."""
-    return REPO_ROOT.parent / "shared"
-
-
-def default_data_dir() -> Path:
-    """Kodak in the shared data (``$MLCOMPRESS_DATA/kodak`` when that variable is set)."""
-    env = os.environ.get("MLCOMPRESS_DATA")
-    return Path(env) / "kodak" if env else shared_dir() / "data" / "kodak"
+from ..data import kodak_dir as default_data_dir  # noqa: E402
 
 
 @dataclass

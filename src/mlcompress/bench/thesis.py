@@ -121,7 +121,8 @@ def thesis_images(data_dir: str | Path | None = None, kodak_images: int = 4) -> 
     """
     from skimage import data as skdata
 
-    from .runner import default_data_dir, list_images
+    from ..data import kodak_dir as default_data_dir
+    from .runner import list_images
 
     notes: list[str] = []
     out: list[tuple[str, np.ndarray]] = []
@@ -140,7 +141,7 @@ def thesis_images(data_dir: str | Path | None = None, kodak_images: int = 4) -> 
 def resolve_codecs(codecs: list[str] | None) -> tuple[list[str], list[str]]:
     """The codecs to run and notes about those skipped. Named codecs must exist (UsageError);
     unavailable ones, e.g. cae-thesis before its weights are trained, are skipped with a note."""
-    from .runner import REPO_ROOT
+    from ..data import REPO_ROOT
 
     names = list(codecs) if codecs else list(DEFAULT_CODECS)
     known = set(registry.list_codecs())
@@ -242,7 +243,7 @@ TABLE23_CODECS = ("rle", "vq", "vq+rle", "rle+vq", "rle+vq+cae", "cae-thesis", "
 def kodak_tables(data_dir: str | Path | None = None) -> list[str]:
     """Markdown lines of section 3: the thesis's seven Kodak images through our codecs."""
     from ..demo import measure as measure_codec
-    from .runner import default_data_dir
+    from ..data import kodak_dir as default_data_dir
 
     folder = Path(data_dir) if data_dir else default_data_dir()
     paths = [folder / f"{n}.png" for n in THESIS_KODAK]

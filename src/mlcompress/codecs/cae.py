@@ -237,7 +237,7 @@ def pack_symbols(sym: np.ndarray) -> bytes:
 
     Tries one shared table and one table per channel and keeps the shorter result.
     """
-    from ..entropy.coder import _varints, encode_symbols
+    from ..entropy.coder import write_varints, encode_symbols
 
     best = None
     for per_channel in (False, True):
@@ -248,7 +248,7 @@ def pack_symbols(sym: np.ndarray) -> bytes:
             n = int(tables.lengths[t])
             head += struct.pack(">IH", int(tables.offsets[t]), n)
             freqs.append(tables.freqs[t, :n])
-        fbytes = _varints(np.concatenate(freqs))
+        fbytes = write_varints(np.concatenate(freqs))
         out = head + struct.pack(">I", len(fbytes)) + fbytes + encode_symbols(sym, tix, tables)
         if best is None or len(out) < len(best):
             best = out
@@ -257,7 +257,7 @@ def pack_symbols(sym: np.ndarray) -> bytes:
 
 def unpack_symbols(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     """Inverse of :func:`pack_symbols`: int64 symbols of ``shape`` (C x h x w); CorruptDataError."""
-    from ..entropy.coder import MAX_LENGTH, TOTAL, TableSet, _read_varints, decode_symbols
+    from ..entropy.coder import MAX_LENGTH, TOTAL, TableSet, read_varints, decode_symbols
 
     if len(data) < 1:
         raise CorruptDataError("cae-thesis payload truncated (table count)")
@@ -280,7 +280,7 @@ def unpack_symbols(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     total_entries = sum(lengths)
     if nbytes > len(data) - pos or nbytes < total_entries:  # every varint takes >= 1 byte
         raise CorruptDataError("cae-thesis payload truncated (frequencies)")
-    values = _read_varints(data[pos : pos + nbytes], total_entries)
+    values = read_varints(data[pos : pos + nbytes], total_entries)
     pos += nbytes
     freqs = np.zeros((count, max(lengths) + 1), np.int32)
     k = 0

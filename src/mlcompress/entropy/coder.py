@@ -66,7 +66,7 @@ class TableSet:
         esc = (idx < 0) | (idx >= self.lengths[tix])
         idx = np.where(esc, self.lengths[tix], idx)
         p = self.freqs[tix, idx].astype(np.float64) / TOTAL
-        return float(-np.log2(p).sum() + 8 * len(_varints(sym[esc])))
+        return float(-np.log2(p).sum() + 8 * len(write_varints(sym[esc])))
 
 
 def pmf_to_table(pmf: np.ndarray, tail: float) -> np.ndarray:
@@ -103,7 +103,7 @@ def tables_from_pmfs(pmfs: list[np.ndarray], offsets: list[int], tails: list[flo
 # ------------------------------------------------------------------ escapes
 
 
-def _varints(values: np.ndarray) -> bytes:
+def write_varints(values: np.ndarray) -> bytes:
     out = bytearray()
     for v in np.asarray(values, np.int64).tolist():
         z = (v << 1) ^ (v >> 63)  # zig-zag
@@ -118,7 +118,7 @@ def _varints(values: np.ndarray) -> bytes:
     return bytes(out)
 
 
-def _read_varints(data: bytes, count: int) -> np.ndarray:
+def read_varints(data: bytes, count: int) -> np.ndarray:
     out = np.empty(count, np.int64)
     pos = 0
     for i in range(count):
@@ -176,7 +176,7 @@ def encode_symbols(symbols: np.ndarray, table_index: np.ndarray, tables: TableSe
     for (t, _), idx in zip(reversed(groups), reversed(coded)):  # stack: last in, first out
         coder.encode_reverse(idx, _model(tables.row(t)))
     words = coder.get_compressed().astype("<u4").tobytes()
-    esc = _varints(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+    esc = write_varints(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
     return struct.pack("<I", len(words) // 4) + words + struct.pack("<I", len(esc)) + esc
 
 
@@ -225,7 +225,7 @@ def decode_symbols(data: bytes, table_index: np.ndarray, tables: TableSet) -> np
     if n_escaped > n_esc:  # each varint takes at least one byte
         raise CorruptDataError("corrupt escape stream (too few bytes)")
     if n_escaped:
-        out[np.concatenate(esc_pos)] = _read_varints(data[end + 4 :], n_escaped)
+        out[np.concatenate(esc_pos)] = read_varints(data[end + 4 :], n_escaped)
     elif n_esc:
         raise CorruptDataError("corrupt escape stream (unexpected bytes)")
     return out.reshape(tix_arr.shape)

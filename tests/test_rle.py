@@ -184,3 +184,48 @@ def test_rle_numpy_fallback_roundtrip_is_exact(monkeypatch, name):
     _numpy_only(monkeypatch)
     img = _images()[name]
     assert np.array_equal(mlcompress.decode(mlcompress.encode(img, "rle")), img)
+
+
+def _planar_friendly(h=320, w=400) -> np.ndarray:
+    """Channels that are flat in long horizontal stretches but differ from each other, with a
+    noise in one (over 256 colours): no runs in RGBRGB order, long runs in each plane (360 KiB:
+    the layout sizes are estimated from sampled rows)."""
+    x = np.zeros((h, w, 3), np.uint8)
+    x[..., 0] = (np.arange(w) // 50 * 30)[None, :]
+    x[..., 1] = (np.arange(h) // 40 * 25 + 7)[:, None]
+    x[..., 2] = 200
+    x[::7, ::13, 2] = np.random.default_rng(0).integers(0, 256, x[::7, ::13, 2].shape)
+    return x
+
+
+def test_rle_layout_estimates_are_exact_sizes_on_images_below_the_sample_threshold():
+    from mlcompress.codecs import rle
+
+    for img in _images().values():
+        img = img if img.ndim == 3 else img[:, :, None]
+        assert img.nbytes < rle.SAMPLE_MIN_BYTES
+        exact = {k: len(v) for k, v in rle.encode_layouts(img).items()}
+        assert rle.estimated_sizes(img) == exact
+
+
+def test_rle_chooses_planar_for_flat_planes_and_interleaved_for_a_photo_where_planar_saves_little(kodak_images):
+    from mlcompress.codecs import rle
+
+    flat = _planar_friendly()
+    assert flat.nbytes >= rle.SAMPLE_MIN_BYTES
+    assert container.unpack(mlcompress.encode(flat, "rle")).params["layout"] == "planar"
+    photo = kodak_images[1]  # kodim07: planar would be 2.9 % smaller, with 9x the packets
+    exact = {k: len(v) for k, v in rle.encode_layouts(photo).items()}
+    assert exact["interleaved"] * rle.SWITCH_RATIO < exact["planar"] < exact["interleaved"]
+    assert container.unpack(mlcompress.encode(photo, "rle")).params["layout"] == "interleaved"
+
+
+def test_rle_sampled_layout_choice_is_the_same_with_and_without_the_compiled_kernels(monkeypatch):
+    images = [_planar_friendly(), _planar_friendly(321, 401),  # 4-pixel word paths, and the byte loops
+              np.random.default_rng(3).integers(0, 256, (300, 300, 3), dtype=np.uint8)]
+    compiled = [mlcompress.encode(img, "rle") for img in images]
+    assert [container.unpack(d).params["layout"] for d in compiled] == ["planar", "planar", "interleaved"]
+    assert all(np.array_equal(mlcompress.decode(d), img) for d, img in zip(compiled, images))
+    _numpy_only(monkeypatch)
+    assert [mlcompress.encode(img, "rle") for img in images] == compiled
+    assert all(np.array_equal(mlcompress.decode(d), img) for d, img in zip(compiled, images))

@@ -108,3 +108,33 @@ def test_publish_exports_every_level_and_writes_a_model_card(tiny_data, tmp_path
     assert [r["name"] for r in res["recipes"]] == ["hyperprior-q2", "hyperprior-q4"]
     card = (tmp_path / "hyperprior.md").read_text()
     assert "hyperprior-q4 | 0.05" in card
+
+
+def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_own_entropy_model():
+    from mlcompress.errors import UsageError
+    from mlcompress.nn.models import build
+    from mlcompress.train.loop import init_from
+
+    torch.manual_seed(0)
+    hyper, fact = build("hyperprior", 8, 12), build("factorized", 8, 12)
+    before = {k: v.clone() for k, v in fact.state_dict().items()}
+    init_from(fact, hyper, log=lambda msg: None)
+    h, f = hyper.state_dict(), fact.state_dict()
+    assert all(torch.equal(f[k], h[k]) for k in f if k.startswith(("g_a.", "g_s.")))
+    assert all(torch.equal(f[k], before[k]) for k in f if k.startswith("entropy_bottleneck."))
+    with pytest.raises(UsageError, match="shares no transform weights"):
+        init_from(fact, torch.nn.Linear(2, 2), log=lambda msg: None)
+
+
+def test_sigterm_stops_training_with_a_checkpoint_like_ctrl_c(tiny_data, tmp_path):
+    import os
+    import signal
+    import threading
+
+    out = tmp_path / "ck.pt"
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny_data, out, 100000))
+    assert torch.load(out, weights_only=False)["step"] > 0
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -96,6 +96,23 @@ def load_model(path: str | Path):
     return model
 
 
+def init_from(model, src, log=print) -> None:
+    """Start ``model`` from ``src``'s weights: all of them for the same architecture, otherwise
+    every tensor whose name and shape match (e.g. a factorized model takes a hyperprior's g_a and
+    g_s, as in transfer between architectures); raises UsageError when nothing matches."""
+    from ..errors import UsageError
+
+    if type(src) is type(model):
+        model.load_state_dict(src.state_dict())
+        return
+    own = model.state_dict()
+    shared = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
+    if not any(k.startswith(("g_a.", "g_s.")) for k in shared):
+        raise UsageError(f"--init: {type(src).__name__} shares no transform weights with {type(model).__name__}")
+    model.load_state_dict(shared, strict=False)
+    log(f"init: {len(shared)} of {len(own)} tensors from {type(src).__name__}")
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train (or resume) according to ``cfg``; returns the final checkpoint state's summary."""
     import torch
@@ -121,8 +138,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, cfg.N, cfg.M)
     if ck is None and cfg.init:
-        src = load_model(cfg.init)
-        model.load_state_dict(src.state_dict())
+        init_from(model, load_model(cfg.init), log)
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -151,6 +167,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, mininterval=10, dynamic_ncols=False, ascii=True)
+    stop = _interrupt_on_sigterm()
     start = time.monotonic()
     run_start_elapsed = elapsed
     last_ck = start
@@ -193,11 +210,28 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 save_checkpoint(out, state())
                 last_ck = time.monotonic()
     finally:
+        stop()
         if bar is not None:
             bar.close()
         if step > 0:
             save_checkpoint(out, state())
     return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
+
+
+def _interrupt_on_sigterm():
+    """Make SIGTERM interrupt training like Ctrl-C (so the last checkpoint is written; background
+    jobs of a shell ignore SIGINT). Returns the function that restores the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 def _psnr(mse: float) -> float:

@@ -110,6 +110,33 @@ def test_publish_exports_every_level_and_writes_a_model_card(tiny_data, tmp_path
     assert "hyperprior-q4 | 0.05" in card
 
 
+def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_init_and_notes(tiny_data, tmp_path):
+    from mlcompress.train.evaluate import publish
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    train(_cfg(tiny_data, runs / "q3.pt", 3))
+    train(_cfg(tiny_data, runs / "q3.pt", 5, lr=1e-4, resume=True))
+    train(_cfg(tiny_data, runs / "q1.pt", 2, lmbda=0.002, init=str(runs / "q3.pt")))
+    (runs / "NOTES.md").write_text("q3 was trained on a test machine.\n")
+    res = publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
+    q1, q3 = res["recipes"]
+    assert [(s["from_step"], s["to_step"], s["lr"]) for s in q3["stages"]] == [(0, 3, 1e-3), (3, 5, 1e-4)]
+    assert q1["stages"][0]["init"] == {"path": str(runs / "q3.pt"), "step": 5}
+    card = (tmp_path / "hyperprior.md").read_text()
+    assert "0-3: 0.001; 3-5: 0.0001" in card and "q3.pt at step 5" in card
+    assert "q3 was trained on a test machine." in card
+
+
+def test_loss_curve_averages_the_last_fifth_before_each_doubling():
+    from mlcompress.train.export import loss_curve
+
+    hist = [{"step": s, "loss": 1000 / s, "bpp": 1.0, "psnr": 30.0} for s in range(50, 2601, 50)]
+    curve = loss_curve(hist)
+    assert [p["step"] for p in curve] == [500, 1000, 2000, 2600]
+    assert curve[1]["loss"] == pytest.approx(sum(1000 / s for s in range(850, 1001, 50)) / 4, abs=1e-4)
+
+
 def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_own_entropy_model():
     from mlcompress.errors import UsageError
     from mlcompress.nn.models import build

@@ -106,16 +106,17 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str) -
             "Adam, gradient-norm clip 1.0; CPU only (2 shared cores). Weights stored as float16, entropy",
             "tables frozen (16-bit integers) after rounding. Recipes: the `.json` file beside each weights file.",
             "",
-            "| file | lambda | init | steps | wall time | train loss | train bpp | train PSNR |",
-            "|---|---|---|---|---|---|---|---|",
+            "| file | lambda | init | steps | schedule (steps: learning rate) | wall time | train loss | train bpp | train PSNR |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in recipes:
             f = r.get("final_train") or {}
-            init = Path(r["init"]).name if r.get("init") else "scratch"
             lines.append(
-                f"| {r['name']} | {r['lambda']} | {init} | {r['steps']} | {r['wall_time_s'] / 60:.0f} min | "
-                f"{f.get('loss', float('nan')):.3f} | {f.get('bpp', float('nan')):.3f} | {f.get('psnr', float('nan')):.2f} |"
+                f"| {r['name']} | {r['lambda']} | {_init_text(r)} | {r['steps']} | {_schedule_text(r)} | "
+                f"{r['wall_time_s'] / 60:.0f} min | {f.get('loss', float('nan')):.3f} | {f.get('bpp', float('nan')):.3f} | "
+                f"{f.get('psnr', float('nan')):.2f} |"
             )
+        lines += _curve_lines(recipes)
     if rows:
         cl = [k for k in rows[0] if k.endswith("_psnr_at_bpp")]
         lines += [
@@ -139,11 +140,55 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str) -
     return "\n".join(lines)
 
 
+def _init_text(recipe: dict) -> str:
+    stages = recipe.get("stages") or []
+    init = (stages[0].get("init") if stages else None) or ({"path": recipe["init"], "step": None} if recipe.get("init") else None)
+    if not init:
+        return "scratch"
+    step = f" at step {init['step']}" if init.get("step") is not None else ""
+    return f"{Path(init['path']).name}{step}"
+
+
+def _schedule_text(recipe: dict) -> str:
+    stages = recipe.get("stages") or []
+    parts = []
+    for st in stages:
+        if st["to_step"] > st["from_step"]:
+            mark = "*" if st.get("note") else ""
+            parts.append(f"{st['from_step']}-{st['to_step']}: {st['lr']:g}{mark}")
+    return "; ".join(parts) or f"{recipe.get('lr', '')}"
+
+
+def _curve_lines(recipes: list[dict]) -> list[str]:
+    """The training-curve table (loss at doublings of steps) and what the last doubling bought."""
+    curves = [(r, r.get("loss_curve") or []) for r in recipes]
+    curves = [(r, c) for r, c in curves if len(c) >= 2]
+    if not curves:
+        return []
+    out = ["", "`*`: one entry for runs made before the schedule was recorded (its learning rate is the last run's).",
+           "", "### Training curves", "",
+           "Train loss (lambda*255^2*MSE + bpp, on 128x128 crops) at doublings of the step count, mean of the",
+           "last fifth of the steps up to each point; then what the last doubling changed.", "",
+           ]
+    points = sorted({p["step"] for _, c in curves for p in c[:-1]})
+    out += ["| file | " + " | ".join(f"step {p}" for p in points) + " | final | last doubling |",
+            "|---|" + "---|" * (len(points) + 2)]
+    for r, c in curves:
+        at = {p["step"]: p for p in c[:-1]}
+        a, b = c[-2], c[-1]
+        cells = [f"{at[p]['loss']:.3f}" if p in at else "" for p in points]
+        change = (f"{a['step']}->{b['step']}: loss {100 * (b['loss'] - a['loss']) / a['loss']:+.1f} %, "
+                  f"bpp {b['bpp'] - a['bpp']:+.3f}, PSNR {b['psnr'] - a['psnr']:+.2f} dB")
+        out.append(f"| {r['name']} | " + " | ".join(cells) + f" | {b['loss']:.3f} (step {b['step']}) | {change} |")
+    return out
+
+
 def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells: str | Path | None = None,
             command: str = "", out_dir: str | Path | None = None) -> dict:
     """Export ``runs_dir/q<level>.pt`` for every level present, measure Kodak, write the model card.
 
-    Writes ``weights/<arch>-q<level>.{safetensors,json}`` and ``weights/<arch>.md``; returns
+    Writes ``weights/<arch>-q<level>.{safetensors,json}`` and ``weights/<arch>.md`` (with
+    ``runs_dir/NOTES.md`` appended when it exists); returns
     {"recipes": [...], "kodak": [...]}.
     """
     from ..fileio import write_atomic
@@ -161,5 +206,8 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
     if rows and cells and Path(cells).is_file():
         classical_at(rows, cells)
     card = model_card(arch, rows, recipes, command)
+    notes = runs_dir / "NOTES.md"
+    if notes.is_file():  # what the run folder's owner knows that the checkpoints do not record
+        card = card.rstrip("\n") + "\n\n## Notes from the training runs\n\n" + notes.read_text().strip() + "\n"
     write_atomic(out_dir / f"{arch}.md", card.encode(), force=True)
     return {"recipes": recipes, "kodak": rows}

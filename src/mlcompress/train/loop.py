@@ -5,7 +5,9 @@ rate ``sum(-log2 likelihoods) / pixels`` and x, x_hat are float RGB in 0..1.
 
 A checkpoint (one file, written atomically every ``checkpoint_minutes``) holds the config, the
 model, the Adam state, the step, the elapsed time, the numpy and torch RNG states and the loss
-history, so ``resume=True`` continues exactly where it stopped.
+history, so ``resume=True`` continues exactly where it stopped. It also lists the runs ("stages")
+that made it: steps, learning rate, lambda and the weights the first one started from; exported
+recipes and model cards show them.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     model = build(cfg.model, cfg.N, cfg.M)
     if ck is None and cfg.init:
         init_from(model, load_model(cfg.init), log)
+    stages = (ck.get("stages") or [_legacy_stage(ck)]) if ck is not None else []
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -154,9 +157,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     data = CropSampler(cfg.data, cfg.crop)
     cfg_dict = asdict(cfg)
+    stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "lambda": cfg.lmbda, "batch": cfg.batch,
+                   "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
+                   "init": _describe_init(cfg.init) if ck is None and cfg.init else None})
 
     def state():
+        stages[-1]["to_step"] = step
         return {
+            "stages": stages,
             "config": cfg_dict, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "step": step, "elapsed": elapsed, "history": history, "data_images": len(data),
@@ -216,6 +224,21 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if step > 0:
             save_checkpoint(out, state())
     return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
+
+
+def _describe_init(path: str) -> dict:
+    """{"path", "step"} of the weights a run started from (step of a .pt checkpoint, else None)."""
+    step = load_checkpoint(path).get("step") if str(path).endswith(".pt") else None
+    return {"path": str(path), "step": step}
+
+
+def _legacy_stage(ck: dict) -> dict:
+    """The one stage entry for a checkpoint written before stages were recorded."""
+    cfg = ck["config"]
+    return {"from_step": 0, "to_step": ck["step"], "lr": cfg["lr"], "lambda": cfg["lmbda"], "batch": cfg["batch"],
+            "crop": cfg["crop"], "threads": cfg["threads"], "seed": cfg["seed"],
+            "init": {"path": cfg["init"], "step": None} if cfg.get("init") else None,
+            "note": "runs before stages were recorded, with the settings of the last of them"}
 
 
 def _interrupt_on_sigterm():

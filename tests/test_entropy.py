@@ -137,3 +137,17 @@ def test_entropy_bottleneck_bytes_match_its_estimated_rate_on_its_own_samples(rn
         estimated = float(-torch.log2(eb.likelihood(y)).sum())
     actual = 8 * len(eb.compress(y))
     assert abs(actual - estimated) < 0.03 * estimated
+
+
+def test_corrupt_stream_errors_turns_rust_panics_into_corrupt_data_errors_but_not_ctrl_c():
+    from mlcompress.entropy.coder import corrupt_stream_errors
+
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic
+        pass
+
+    with pytest.raises(CorruptDataError, match="corrupt VQ index stream"):
+        with corrupt_stream_errors("VQ index stream"):
+            raise PanicException("index out of bounds")
+    with pytest.raises(KeyboardInterrupt):
+        with corrupt_stream_errors("VQ index stream"):
+            raise KeyboardInterrupt

@@ -40,6 +40,7 @@ import struct
 import numpy as np
 
 from .. import container as mlc
+from ..entropy.coder import categorical, corrupt_stream_errors
 from ..errors import CorruptDataError, UsageError
 from ..registry import register
 from .base import Encoded, NativeCodec
@@ -49,7 +50,16 @@ MAX_BLOCK = 8
 COLOUR, BLOCK = 0, 1
 CODER_ANS, CODER_LZMA = 0, 1
 CODERS = {CODER_ANS: "ans", CODER_LZMA: "lzma"}
-_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9}]
+
+
+def _lzma_filters(size: int) -> list[dict]:
+    """LZMA2 at preset 9 with the dictionary cut to the data (a power of two >= ``size`` bytes,
+    4 KiB .. 64 MiB): no match reaches further back than the data, so the stream is the same as
+    with preset 9's 64 MiB, but the decoder no longer reserves 64 MiB for a small image."""
+    dict_size = min(max(4096, 1 << max(0, size - 1).bit_length()), 64 << 20)
+    return [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": dict_size}]
+
+
 #: Entries of a distance matrix computed at once (memory bound of the chunked nearest search).
 _CHUNK_ENTRIES = 1 << 22
 
@@ -257,9 +267,8 @@ def _encode_ans(indices: np.ndarray, k: int) -> bytes:
     table = counts.astype(">u8").view(np.uint8).reshape(k, 8)[:, 8 - width :].tobytes()
     if k == 1:  # one symbol needs no bits (constriction wants two or more)
         return bytes([width]) + table
-    model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
     coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(indices.astype(np.int32), model)
+    coder.encode_reverse(indices.astype(np.int32), categorical(counts))
     words = coder.get_compressed().astype("<u4").tobytes()
     return bytes([width]) + table + words
 
@@ -284,13 +293,10 @@ def _decode_ans(data: memoryview, k: int, n: int) -> np.ndarray:
         if words.size:
             raise CorruptDataError("VQ index stream has stray bytes")
         return np.zeros(n, np.int32)
-    try:
-        model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+    with corrupt_stream_errors("VQ index stream"):
         coder = constriction.stream.stack.AnsCoder(words)
-        out = coder.decode(model, n) if n else np.zeros(0, np.int32)
+        out = coder.decode(categorical(counts), n) if n else np.zeros(0, np.int32)
         ok = coder.is_empty()
-    except Exception as exc:  # constriction raises its own assertion/value errors on bad streams
-        raise CorruptDataError(f"VQ index stream is corrupt ({exc})") from None
     if not ok or not np.array_equal(np.bincount(out, minlength=k), counts):
         raise CorruptDataError("VQ index stream is corrupt (decoded indices disagree with their histogram)")
     return out.astype(np.int32)
@@ -301,12 +307,13 @@ def _index_bytes(indices: np.ndarray, k: int) -> bytes:
 
 
 def _encode_lzma(indices: np.ndarray, k: int) -> bytes:
-    return lzma.compress(_index_bytes(indices, k), format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    raw = _index_bytes(indices, k)
+    return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_lzma_filters(len(raw)))
 
 
 def _decode_lzma(data: memoryview, k: int, n: int) -> np.ndarray:
     size = n * (1 if k <= 256 else 2)
-    dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_lzma_filters(size))
     try:
         raw = dec.decompress(bytes(data), max_length=size)
         # a valid stream ends exactly here: asking for one more byte must give none, and the end

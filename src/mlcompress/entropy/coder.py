@@ -26,6 +26,7 @@ the table index of every symbol (it is input to both sides), so the grouping nee
 from __future__ import annotations
 
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,10 +144,25 @@ def read_varints(data: bytes, count: int) -> np.ndarray:
 # ------------------------------------------------------------------ coding
 
 
-def _model(row: np.ndarray):
+def categorical(weights: np.ndarray):
+    """constriction's categorical model of integer ``weights`` (>= 2 entries; frozen tables or
+    a coded histogram), the one model every ANS stream in mlcompress uses."""
     import constriction
 
-    return constriction.stream.model.Categorical(row.astype(np.float64), perfect=False)
+    return constriction.stream.model.Categorical(np.asarray(weights, np.float64), perfect=False)
+
+
+@contextmanager
+def corrupt_stream_errors(what: str):
+    """Turn whatever constriction raises on a malformed stream into CorruptDataError("corrupt
+    ``what`` (...)"). A Rust panic surfaces as pyo3's PanicException, which is not an Exception
+    subclass, so this catches BaseException (except Ctrl-C and exit)."""
+    try:
+        yield
+    except (CorruptDataError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        raise CorruptDataError(f"corrupt {what} ({type(exc).__name__})") from None
 
 
 def _groups(tix: np.ndarray):
@@ -174,7 +190,7 @@ def encode_symbols(symbols: np.ndarray, table_index: np.ndarray, tables: TableSe
         coded.append(np.where(esc, n, idx).astype(np.int32))
     coder = constriction.stream.stack.AnsCoder()
     for (t, _), idx in zip(reversed(groups), reversed(coded)):  # stack: last in, first out
-        coder.encode_reverse(idx, _model(tables.row(t)))
+        coder.encode_reverse(idx, categorical(tables.row(t)))
     words = coder.get_compressed().astype("<u4").tobytes()
     esc = write_varints(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
     return struct.pack("<I", len(words) // 4) + words + struct.pack("<I", len(esc)) + esc
@@ -202,24 +218,17 @@ def decode_symbols(data: bytes, table_index: np.ndarray, tables: TableSet) -> np
     words = np.frombuffer(data, "<u4", n_words, 4).astype(np.uint32)
     out = np.empty(tix.shape, np.int64)
     n_escaped = 0
-    try:
+    with corrupt_stream_errors("entropy-coded stream"):
         coder = constriction.stream.stack.AnsCoder(words)
         esc_pos = []
         for t, pos in _groups(tix):
-            idx = np.asarray(coder.decode(_model(tables.row(t)), len(pos)), np.int64)
+            idx = np.asarray(coder.decode(categorical(tables.row(t)), len(pos)), np.int64)
             n = int(tables.lengths[t])
             esc = idx == n
             out[pos] = idx + int(tables.offsets[t])
             esc_pos.append(pos[esc])
             n_escaped += int(esc.sum())
         clean = coder.is_empty()
-    except CorruptDataError:
-        raise
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # constriction rejects malformed streams with assorted errors
-        # (a Rust panic surfaces as pyo3's PanicException, which is not an Exception subclass)
-        raise CorruptDataError(f"corrupt entropy-coded stream ({type(exc).__name__})") from None
     if not clean:
         raise CorruptDataError("corrupt entropy-coded stream (data left over)")
     if n_escaped > n_esc:  # each varint takes at least one byte

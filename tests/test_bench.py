@@ -108,6 +108,19 @@ def test_rerun_skips_finished_cells_and_measures_only_new_ones(first_run, data, 
     assert len((out / CELLS_FILE).read_text().split("\n")) == 2 * len(QUALITIES) + 2 + 4 + 2
 
 
+def test_cells_of_codecs_with_weights_are_measured_again_when_the_weights_change(first_run, data, tmp_path,
+                                                                                 monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(first_run[1], out)
+    jpeg = registry.get("jpeg")  # stands in for a learned codec: a weights tag per quality
+    monkeypatch.setattr(jpeg, "weights_tag", lambda q: "aaaa")
+    first = bench(data, out, codecs=["jpeg"])
+    assert first.computed == 2 * len(QUALITIES)  # untagged cells do not count for tagged weights
+    assert bench(data, out, codecs=["jpeg"]).computed == 0
+    monkeypatch.setattr(jpeg, "weights_tag", lambda q: "bbbb" if q == 50 else "aaaa")
+    assert bench(data, out, codecs=["jpeg"]).computed == 2
+
+
 def test_a_codec_failing_on_an_image_is_reported_not_raised(data, tmp_path, monkeypatch):
     png = registry.get("png")
     original = png.decode

@@ -5,8 +5,10 @@ real bytes, bpp (metrics.bpp), PSNR-RGB (metrics.psnr), MS-SSIM (metrics.ms_ssim
 decode wall time. Finished cells are appended to ``OUT/cells.jsonl`` (one JSON object a line)
 as soon as they are measured; a re-run skips every cell already there, so an interrupted run
 resumes and adding a codec later costs only that codec's cells. A cell is keyed by codec name,
-quality and the SHA-256 of the image file, so a changed image is measured again; a changed codec
-implementation is not detected: pass ``recompute=True`` (``--recompute``) for its cells.
+quality, the SHA-256 of the image file and, for codecs with trained weights, a hash of the
+weights (``Codec.weights_tag``), so a changed image or re-exported weights are measured again; a
+changed codec implementation is not detected: pass ``recompute=True`` (``--recompute``) for its
+cells.
 Failed cells are reported but not cached, so they are retried next time.
 """
 
@@ -53,10 +55,12 @@ class Cell:
     encode_cpu_s: float = math.nan
     decode_cpu_s: float = math.nan
     error: str | None = None
+    #: Codec.weights_tag of the weights measured ("" for codecs without weights)
+    weights: str = ""
 
     @property
     def key(self) -> str:
-        return cell_key(self.codec, self.quality, self.image_sha256)
+        return cell_key(self.codec, self.quality, self.image_sha256, self.weights)
 
     @property
     def ok(self) -> bool:
@@ -85,9 +89,9 @@ class Cell:
 _FLOAT_FIELDS = ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s", "encode_cpu_s", "decode_cpu_s")
 
 
-def cell_key(codec: str, quality, image_sha256: str) -> str:
+def cell_key(codec: str, quality, image_sha256: str, weights: str = "") -> str:
     q = "-" if quality is None else repr(float(quality))
-    return f"{codec}|{q}|{image_sha256}"
+    return f"{codec}|{q}|{image_sha256}" + (f"|{weights}" if weights else "")
 
 
 @dataclass
@@ -98,6 +102,11 @@ class Plan:
     image_sha256: dict[str, str]
     qualities: dict[str, list]
     skipped: dict[str, str] = field(default_factory=dict)  # codec -> why it is not measured
+    #: (codec, quality) -> Codec.weights_tag, for codecs with trained weights
+    weights: dict[tuple, str] = field(default_factory=dict)
+
+    def tag(self, codec: str, quality) -> str:
+        return self.weights.get((codec, quality), "")
 
     @property
     def codecs(self) -> list[str]:
@@ -189,17 +198,18 @@ def plan(data_dir: str | Path, codecs: list[str] | None = None, qualities: list 
             qs = [codec.default_quality]
         sweeps[n] = list(dict.fromkeys(codec.check_quality(q) for q in qs))
     shas = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images}
-    return Plan(images, shas, sweeps, skipped)
+    tags = {(n, q): registry.get(n).weights_tag(q) for n, qs in sweeps.items() for q in qs}
+    return Plan(images, shas, sweeps, skipped, {k: v for k, v in tags.items() if v})
 
 
 # ---------------------------------------------------------------- measuring
 
 
-def measure_cell(codec, img: np.ndarray, quality, image: str, sha: str) -> Cell:
+def measure_cell(codec, img: np.ndarray, quality, image: str, sha: str, weights: str = "") -> Cell:
     """Encode and decode ``img`` once with timing; failures become a Cell with ``error`` set."""
     h, w = img.shape[:2]
     ch = 1 if img.ndim == 2 else img.shape[2]
-    cell = Cell(codec.name, quality, image, sha, w, h, ch)
+    cell = Cell(codec.name, quality, image, sha, w, h, ch, weights=weights)
     try:
         c0, t0 = time.process_time(), time.perf_counter()
         data = codec.encode(img, quality)
@@ -237,16 +247,23 @@ def _warm_up(codec) -> None:
         pass
 
 
-def measure_task(path: str, codec_name: str, qualities: list, sha: str) -> list[Cell]:
-    """Every pending quality of one codec on one image (the unit of work of a worker process)."""
+def measure_task(path: str, codec_name: str, qualities: list, sha: str, weights: dict | None = None) -> list[Cell]:
+    """Every pending quality of one codec on one image (the unit of work of a worker process);
+    ``weights`` maps a quality to its Codec.weights_tag."""
     codec = registry.get(codec_name)
     name = Path(path).name
+    tag = (weights or {}).get
     try:
         img = read_image(path)
     except Exception as exc:
-        return [Cell(codec_name, q, name, sha, error=f"{type(exc).__name__}: {exc}") for q in qualities]
+        return [Cell(codec_name, q, name, sha, error=f"{type(exc).__name__}: {exc}", weights=tag(q, ""))
+                for q in qualities]
     _warm_up(codec)
-    return [measure_cell(codec, img, q, name, sha) for q in qualities]
+    return [measure_cell(codec, img, q, name, sha, tag(q, "")) for q in qualities]
+
+
+def _tags(p: Plan, name: str, qualities: list) -> dict:
+    return {q: p.tag(name, q) for q in qualities}
 
 
 def _worker_init() -> None:
@@ -307,7 +324,7 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
     wanted: dict[str, Cell] = {}
     cached = 0
     for name, q, path in p.keys():
-        key = cell_key(name, q, p.image_sha256[path.name])
+        key = cell_key(name, q, p.image_sha256[path.name], p.tag(name, q))
         if key in cache:
             wanted[key] = cache[key]
             cached += 1
@@ -347,13 +364,13 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
                 with _one_torch_thread():
                     for (path, name), qs in items:
                         bar.set_postfix_str(f"{name} {Path(path).name}", refresh=False)
-                        take(measure_task(path, name, qs, p.image_sha256[Path(path).name]))
+                        take(measure_task(path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs)))
             else:
                 import multiprocessing
 
                 ctx = multiprocessing.get_context("spawn")  # no fork after torch started threads
                 with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
-                    futs = [pool.submit(measure_task, path, name, qs, p.image_sha256[Path(path).name])
+                    futs = [pool.submit(measure_task, path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs))
                             for (path, name), qs in items]
                     for fut in as_completed(futs):
                         take(fut.result())

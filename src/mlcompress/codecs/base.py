@@ -53,6 +53,11 @@ class Codec(ABC):
     def unavailable_reason(self) -> str | None:
         return None
 
+    def weights_tag(self, quality) -> str:
+        """A short id of the trained weights that ``quality`` uses ("" for codecs without
+        weights). Benchmark caches key on it, so re-exported weights are measured again."""
+        return ""
+
     def check_quality(self, quality: float | None) -> float | None:
         """Validate a quality knob, filling in the default; raise UsageError when out of range."""
         if self.quality_range is None:

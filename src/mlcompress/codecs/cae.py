@@ -385,6 +385,9 @@ class CAEThesisCodec(NativeCodec):
     def _model(self):
         return load_model(self.weights)
 
+    def weights_tag(self, quality) -> str:
+        return hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16] if self.weights.is_file() else ""
+
     def expected_weights_hash(self, c: mlc.Container) -> bytes | None:
         return self._model()[1]
 

@@ -79,6 +79,10 @@ class _Learned(NativeCodec):
         have = tuple(q for q in levels if weights_path(self.model_name(q), self._dir()).is_file())
         return have or tuple(levels)
 
+    def weights_tag(self, quality) -> str:
+        path = weights_path(self.model_name(self.check_quality(quality)), self._dir())
+        return weights_hash(path).hex()[:16] if path.is_file() else ""
+
     def model_name(self, quality: int) -> str:
         return f"{self.arch}-q{int(quality)}"
 

@@ -56,6 +56,11 @@ class ChainCodec(NativeCodec):
             self._stages = stages
         return self._stages
 
+    def weights_tag(self, quality) -> str:
+        knob = self._knob()
+        tags = [s.weights_tag(quality if i == knob else s.check_quality(None)) for i, s in enumerate(self.stages)]
+        return "+".join(t for t in tags if t)
+
     def _knob(self):
         """Index of the stage that receives the chain's quality, or None."""
         return next((i for i, s in enumerate(self.stages) if s.quality_range is not None), None)

@@ -171,9 +171,7 @@ class _Learned(NativeCodec):
         hp, wp = -(-c.height // m) * m, -(-c.width // m) * m
         latent = self.latent_shape(hp, wp)
         with torch.no_grad():
-            x = model.decompress(strings, latent)
-        rgb = (x[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
-        rgb = rgb[: c.height, : c.width]
+            rgb = model.decompress_uint8(strings, latent)[: c.height, : c.width]
         if c.channels == 1:
             return np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
         return np.ascontiguousarray(rgb)

@@ -14,7 +14,6 @@ compute must agree bit for bit, or the scale indices (and so the whole stream) w
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
@@ -36,6 +35,79 @@ def synthesis(n: int, m: int) -> nn.Sequential:
         deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
         deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
     )
+
+
+#: Images whose latent grid exceeds TILE x TILE (1024 x 1024 pixels) run g_a and g_s tile by
+#: tile, each tile with HALO latent pixels of context on every side, so memory stays bounded
+#: (about 0.5 GB for N=64) at any image size. The receptive field of g_a and g_s is about 2
+#: latent pixels, so the halo makes each tile's result the same function of the same inputs as
+#: the whole-image pass; only floating-point summation order can differ. Decoding tiles the same
+#: way for the same size every time, and the hyper-networks, whose outputs the encoder and the
+#: decoder must agree on bit for bit, are never tiled.
+TILE, HALO = 64, 4
+
+
+def _spans(n: int, tile: int, halo: int):
+    """(start, stop, ext_start, ext_stop) latent spans covering 0..n in tiles with halos."""
+    for a in range(0, n, tile):
+        b = min(n, a + tile)
+        yield a, b, max(0, a - halo), min(n, b + halo)
+
+
+def run_tiled(net, x: torch.Tensor, scale: float, put) -> None:
+    """Apply a translation-equivariant net (output = input resolution x ``scale``: 16 for g_s,
+    1/16 for g_a) to x (1 x C x H x W) tile by tile; ``put(r0, r1, c0, c1, out_tile)`` receives
+    each output tile with its output rows r0:r1 and columns c0:c1. The tiling is on the latent
+    grid (the lower-resolution side)."""
+    lat = 1 / scale if scale < 1 else 1  # input pixels per latent pixel
+    out_per_lat = scale if scale > 1 else 1  # output pixels per latent pixel
+    lh, lw = int(x.shape[-2] // lat), int(x.shape[-1] // lat)
+    for a0, a1, e0, e1 in _spans(lh, TILE, HALO):
+        for b0, b1, f0, f1 in _spans(lw, TILE, HALO):
+            tile = x[..., int(e0 * lat) : int(e1 * lat), int(f0 * lat) : int(f1 * lat)]
+            y = net(tile)
+            k = int(out_per_lat)
+            put(a0 * k, a1 * k, b0 * k, b1 * k, y[..., (a0 - e0) * k : (a1 - e0) * k, (b0 - f0) * k : (b1 - f0) * k])
+
+
+def _needs_tiles(latent_h: int, latent_w: int) -> bool:
+    return latent_h > TILE or latent_w > TILE
+
+
+def analyse(g_a, x: torch.Tensor) -> torch.Tensor:
+    """g_a(x), tile by tile for large images (see TILE)."""
+    if not _needs_tiles(x.shape[-2] // 16, x.shape[-1] // 16):
+        return g_a(x)
+    out = None
+
+    def put(r0, r1, c0, c1, t):
+        nonlocal out
+        if out is None:
+            out = t.new_empty((*t.shape[:2], x.shape[-2] // 16, x.shape[-1] // 16))
+        out[..., r0:r1, c0:c1] = t
+
+    run_tiled(g_a, x, 1 / 16, put)
+    return out
+
+
+def synthesise_uint8(g_s, y_hat: torch.Tensor) -> "np.ndarray":
+    """g_s(y_hat) as an H x W x 3 uint8 image (clamped to 0..1, times 255, rounded), tile by
+    tile for large images, so no full-size float image is ever held."""
+    import numpy as np
+
+    def to_uint8(t):
+        return (t[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+    h, w = y_hat.shape[-2:]
+    if not _needs_tiles(h, w):
+        return to_uint8(g_s(y_hat))
+    out = np.empty((16 * h, 16 * w, 3), np.uint8)
+
+    def put(r0, r1, c0, c1, t):
+        out[r0:r1, c0:c1] = to_uint8(t)
+
+    run_tiled(g_s, y_hat, 16, put)
+    return out
 
 
 class FactorizedPrior(nn.Module):
@@ -67,14 +139,24 @@ class FactorizedPrior(nn.Module):
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
         with single_thread():
-            y = self.g_a(x)
+            y = analyse(self.g_a, x)
         return {"strings": [self.entropy_bottleneck.compress(y)], "shape": tuple(y.shape[-2:])}
+
+    def _latents(self, strings: list[bytes], shape) -> torch.Tensor:
+        return self.entropy_bottleneck.decompress(strings[0], (1, self.M, *shape))
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
-        y_hat = self.entropy_bottleneck.decompress(strings[0], (1, self.M, *shape))
+        y_hat = self._latents(strings, shape)
         with single_thread():
             return self.g_s(y_hat).clamp_(0, 1)
+
+    @torch.no_grad()
+    def decompress_uint8(self, strings: list[bytes], shape):
+        """The decoded image as H x W x 3 uint8 (what the codec writes), tiled for large images."""
+        y_hat = self._latents(strings, shape)
+        with single_thread():
+            return synthesise_uint8(self.g_s, y_hat)
 
     @torch.no_grad()
     def estimate_bits(self, x: torch.Tensor) -> float:
@@ -130,20 +212,30 @@ class MeanScaleHyperprior(nn.Module):
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
         with single_thread():
-            y = self.g_a(x)
+            y = analyse(self.g_a, x)
             z = self.h_a(y)
         z_str = self.entropy_bottleneck.compress(z)
         indexes, means = self._params(torch.round(z))
         y_str = self.gaussian_conditional.compress(y, indexes, means)
         return {"strings": [y_str, z_str], "shape": tuple(z.shape[-2:])}
 
-    @torch.no_grad()
-    def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
+    def _latents(self, strings: list[bytes], shape) -> torch.Tensor:
         z_hat = self.entropy_bottleneck.decompress(strings[1], (1, self.N, *shape))
         indexes, means = self._params(z_hat)
-        y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means)
+        return self.gaussian_conditional.decompress(strings[0], indexes, means)
+
+    @torch.no_grad()
+    def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
+        y_hat = self._latents(strings, shape)
         with single_thread():
             return self.g_s(y_hat).clamp_(0, 1)
+
+    @torch.no_grad()
+    def decompress_uint8(self, strings: list[bytes], shape):
+        """The decoded image as H x W x 3 uint8 (what the codec writes), tiled for large images."""
+        y_hat = self._latents(strings, shape)
+        with single_thread():
+            return synthesise_uint8(self.g_s, y_hat)
 
     @torch.no_grad()
     def estimate_bits(self, x: torch.Tensor) -> float:

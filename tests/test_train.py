@@ -118,11 +118,13 @@ def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_in
     train(_cfg(tiny_data, runs / "q3.pt", 3))
     train(_cfg(tiny_data, runs / "q3.pt", 5, lr=1e-4, resume=True))
     train(_cfg(tiny_data, runs / "q1.pt", 2, lmbda=0.002, init=str(runs / "q3.pt")))
+    train(_cfg(tiny_data, runs / "q1.pt", 3, lmbda=0.002, resume=True))  # resumed without --init
     (runs / "NOTES.md").write_text("q3 was trained on a test machine.\n")
     res = publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
     q1, q3 = res["recipes"]
     assert [(s["from_step"], s["to_step"], s["lr"]) for s in q3["stages"]] == [(0, 3, 1e-3), (3, 5, 1e-4)]
     assert q1["stages"][0]["init"] == {"path": str(runs / "q3.pt"), "step": 5}
+    assert q1["init"] == str(runs / "q3.pt") and q1["steps"] == 3
     card = (tmp_path / "hyperprior.md").read_text()
     assert "0-3: 0.001; 3-5: 0.0001" in card and "q3.pt at step 5" in card
     assert "q3 was trained on a test machine." in card

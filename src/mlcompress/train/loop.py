@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +132,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         for key in ("model", "N", "M"):
             if saved[key] != getattr(cfg, key):
                 raise UsageError(f"--resume: checkpoint has {key}={saved[key]}, asked for {getattr(cfg, key)}")
+        if cfg.init is None:  # where the checkpoint's weights first came from stays part of its record
+            cfg = replace(cfg, init=saved.get("init"))
     else:
         ck = None
         if out.exists():

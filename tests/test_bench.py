@@ -116,6 +116,9 @@ def test_cells_of_codecs_with_weights_are_measured_again_when_the_weights_change
     monkeypatch.setattr(jpeg, "weights_tag", lambda q: "aaaa")
     first = bench(data, out, codecs=["jpeg"])
     assert first.computed == 2 * len(QUALITIES)  # untagged cells do not count for tagged weights
+    report = json.loads((out / "json" / "jpeg.json").read_text())
+    assert len(report["results"]["bpp"]) == len(QUALITIES)  # the tagged cells reach the results
+    assert "a_smooth.png" in (out / "per_image.csv").read_text()
     assert bench(data, out, codecs=["jpeg"]).computed == 0
     monkeypatch.setattr(jpeg, "weights_tag", lambda q: "bbbb" if q == 50 else "aaaa")
     assert bench(data, out, codecs=["jpeg"]).computed == 2

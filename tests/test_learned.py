@@ -189,3 +189,20 @@ def test_shipped_weights_bytes_match_the_estimated_rate_on_a_kodak_image(arch, k
     data = registry.get(arch).encode(img, 3)
     actual = 8 * len(mlc.unpack(data).payload)
     assert abs(actual - estimated) < 0.05 * estimated
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shipped_quality_levels_trade_more_bits_for_more_psnr_on_a_kodak_crop(arch, kodak_images):
+    from mlcompress.metrics import psnr
+
+    _shipped(arch)
+    codec = registry.get(arch)
+    img = np.ascontiguousarray(kodak_images[1][128:384, 128:512])  # kodim07, 384x256
+    points = []
+    for q in codec.bench_qualities:
+        data = codec.encode(img, q)
+        points.append((len(data), psnr(img, codec.decode(data))))
+    assert len(points) >= 4
+    assert all(b[0] > a[0] and b[1] > a[1] for a, b in zip(points, points[1:])), points
+    flat = np.full_like(img, int(img.mean()))
+    assert points[0][1] > psnr(img, flat) + 5

@@ -79,14 +79,13 @@ class Curve:
 
 def aggregate(plan, cells: dict) -> list[Curve]:
     """One Curve per planned codec from the measured cells (``cells``: key -> runner.Cell)."""
-    from .runner import cell_key
 
     curves = []
     for name, qs in plan.qualities.items():
         codec = registry.get(name)
         cv = Curve(name, codec.description, codec.lossless, codec.native, images=len(plan.images))
         for q in qs:
-            got = [cells.get(cell_key(name, q, plan.image_sha256[p.name])) for p in plan.images]
+            got = [cells.get(plan.cell_key(name, q, p)) for p in plan.images]
             if any(c is None for c in got):
                 cv.incomplete.append(q)
                 continue
@@ -154,14 +153,13 @@ CSV_COLUMNS = ("codec", "quality", "image", "width", "height", "bytes", "bpp", "
 
 def write_csv(plan, cells: dict, failures: list, path: Path) -> Path:
     """One row per planned cell (measured, cached or failed), in plan order."""
-    from .runner import cell_key
 
     failed = {c.key: c for c in failures}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for name, q, p in plan.keys():
-        key = cell_key(name, q, plan.image_sha256[p.name])
+        key = plan.cell_key(name, q, p)
         c = cells.get(key) or failed.get(key)
         if c is None:
             continue

@@ -108,6 +108,10 @@ class Plan:
     def tag(self, codec: str, quality) -> str:
         return self.weights.get((codec, quality), "")
 
+    def cell_key(self, codec: str, quality, image: Path) -> str:
+        """The cache key of one planned cell (image hash and weights tag included)."""
+        return cell_key(codec, quality, self.image_sha256[image.name], self.tag(codec, quality))
+
     @property
     def codecs(self) -> list[str]:
         return list(self.qualities)
@@ -237,8 +241,8 @@ def _warm_up(codec) -> None:
     if codec.name in _WARMED:
         return
     _WARMED.add(codec.name)
-    yy, xx = np.mgrid[0:64, 0:64]
-    img = np.stack([xx * 4, yy * 4, (xx + yy) * 2], axis=2).astype(np.uint8)
+    yy, xx = np.mgrid[0:192, 0:192]  # 108 KiB: large enough for compiled paths (rle's numba kernels)
+    img = np.stack([xx, yy, (xx + yy) // 2], axis=2).astype(np.uint8)
     try:
         q = codec.check_quality(None)
         codec.decode(codec.encode(img, q))
@@ -324,7 +328,7 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
     wanted: dict[str, Cell] = {}
     cached = 0
     for name, q, path in p.keys():
-        key = cell_key(name, q, p.image_sha256[path.name], p.tag(name, q))
+        key = p.cell_key(name, q, path)
         if key in cache:
             wanted[key] = cache[key]
             cached += 1

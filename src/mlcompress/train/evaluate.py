@@ -146,7 +146,8 @@ def _init_text(recipe: dict) -> str:
     if not init:
         return "scratch"
     step = f" at step {init['step']}" if init.get("step") is not None else ""
-    return f"{Path(init['path']).name}{step}"
+    path = Path(init["path"])
+    return f"{path.parent.name}/{path.name}{step}"
 
 
 def _schedule_text(recipe: dict) -> str:

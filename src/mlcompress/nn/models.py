@@ -110,7 +110,25 @@ def synthesise_uint8(g_s, y_hat: torch.Tensor) -> "np.ndarray":
     return out
 
 
-class FactorizedPrior(nn.Module):
+class _Decoder(nn.Module):
+    """What both models share after entropy decoding: ``_latents(strings, shape) -> y_hat`` is
+    each model's own; g_s turns y_hat into the image."""
+
+    @torch.no_grad()
+    def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
+        y_hat = self._latents(strings, shape)
+        with single_thread():
+            return self.g_s(y_hat).clamp_(0, 1)
+
+    @torch.no_grad()
+    def decompress_uint8(self, strings: list[bytes], shape):
+        """The decoded image as H x W x 3 uint8 (what the codec writes), tiled for large images."""
+        y_hat = self._latents(strings, shape)
+        with single_thread():
+            return synthesise_uint8(self.g_s, y_hat)
+
+
+class FactorizedPrior(_Decoder):
     """bmshj2018-factorized: Ballé, Minnen, Singh, Hwang, Johnston, "Variational image compression
     with a scale hyperprior", ICLR 2018 (https://arxiv.org/abs/1802.01436), the factorized-prior
     baseline (itself Ballé et al. 2017, https://arxiv.org/abs/1611.01704, with N, M channels)::
@@ -146,26 +164,13 @@ class FactorizedPrior(nn.Module):
         return self.entropy_bottleneck.decompress(strings[0], (1, self.M, *shape))
 
     @torch.no_grad()
-    def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
-        y_hat = self._latents(strings, shape)
-        with single_thread():
-            return self.g_s(y_hat).clamp_(0, 1)
-
-    @torch.no_grad()
-    def decompress_uint8(self, strings: list[bytes], shape):
-        """The decoded image as H x W x 3 uint8 (what the codec writes), tiled for large images."""
-        y_hat = self._latents(strings, shape)
-        with single_thread():
-            return synthesise_uint8(self.g_s, y_hat)
-
-    @torch.no_grad()
     def estimate_bits(self, x: torch.Tensor) -> float:
         """The model's own rate estimate of x: -sum log2 likelihood of round(y) (bits)."""
         y_hat, lik = self.entropy_bottleneck(self.g_a(x), training=False)
         return float(-torch.log2(lik).sum())
 
 
-class MeanScaleHyperprior(nn.Module):
+class MeanScaleHyperprior(_Decoder):
     """mbt2018-mean: Minnen, Ballé, Toderici, "Joint autoregressive and hierarchical priors for
     learned image compression", NeurIPS 2018 (https://arxiv.org/abs/1809.02736), the mean-scale
     hyperprior without the context model::
@@ -223,19 +228,6 @@ class MeanScaleHyperprior(nn.Module):
         z_hat = self.entropy_bottleneck.decompress(strings[1], (1, self.N, *shape))
         indexes, means = self._params(z_hat)
         return self.gaussian_conditional.decompress(strings[0], indexes, means)
-
-    @torch.no_grad()
-    def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
-        y_hat = self._latents(strings, shape)
-        with single_thread():
-            return self.g_s(y_hat).clamp_(0, 1)
-
-    @torch.no_grad()
-    def decompress_uint8(self, strings: list[bytes], shape):
-        """The decoded image as H x W x 3 uint8 (what the codec writes), tiled for large images."""
-        y_hat = self._latents(strings, shape)
-        with single_thread():
-            return synthesise_uint8(self.g_s, y_hat)
 
     @torch.no_grad()
     def estimate_bits(self, x: torch.Tensor) -> float:

@@ -85,17 +85,22 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def load_model(path: str | Path):
     """A model from a checkpoint (.pt) or an exported weights file (.safetensors)."""
+    return _load_with_step(path)[0]
+
+
+def _load_with_step(path: str | Path):
+    """(model, training step or None for a .safetensors file) of a checkpoint or weights file."""
     from ..nn.models import build
 
     if str(path).endswith(".safetensors"):
         from .export import load_weights
 
-        return load_weights(path)[0]
+        return load_weights(path)[0], None
     ck = load_checkpoint(path)
     cfg = ck["config"]
     model = build(cfg["model"], cfg["N"], cfg["M"])
     model.load_state_dict(ck["model"])
-    return model
+    return model, ck.get("step")
 
 
 def init_from(model, src, log=print) -> None:
@@ -141,8 +146,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, cfg.N, cfg.M)
+    init = None
     if ck is None and cfg.init:
-        init_from(model, load_model(cfg.init), log)
+        src, init_step = _load_with_step(cfg.init)
+        init_from(model, src, log)
+        init = {"path": str(cfg.init), "step": init_step}
     stages = (ck.get("stages") or [_legacy_stage(ck)]) if ck is not None else []
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -161,7 +169,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     cfg_dict = asdict(cfg)
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "lambda": cfg.lmbda, "batch": cfg.batch,
                    "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
-                   "init": _describe_init(cfg.init) if ck is None and cfg.init else None})
+                   "init": init})
 
     def state():
         stages[-1]["to_step"] = step
@@ -226,12 +234,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if step > 0:
             save_checkpoint(out, state())
     return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
-
-
-def _describe_init(path: str) -> dict:
-    """{"path", "step"} of the weights a run started from (step of a .pt checkpoint, else None)."""
-    step = load_checkpoint(path).get("step") if str(path).endswith(".pt") else None
-    return {"path": str(path), "step": step}
 
 
 def _legacy_stage(ck: dict) -> dict:

@@ -52,6 +52,39 @@ def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(arch, tiny_data):
     assert float(loss().detach()) < before
 
 
+@pytest.mark.parametrize("arch", ["factorized", "hyperprior"])
+def test_round_quantisation_trains_the_decoder_on_the_latents_it_will_decode_and_the_rate_on_noisy_ones(
+        arch, tiny_data):
+    from mlcompress.nn.models import build
+    from mlcompress.train.data import CropSampler
+
+    torch.manual_seed(0)
+    model = build(arch, 8, 8)
+    x = to_tensor(CropSampler(tiny_data, 64).batch(np.random.default_rng(0), 2))
+    with torch.no_grad():
+        decoded = model.eval()(x)["x_hat"]  # eval: rounded latents, as compress/decompress code them
+    model.train()
+    outs = {}
+    for mode in ("noise", "round"):
+        model.train_quant = mode
+        torch.manual_seed(1)
+        outs[mode] = model(x)
+    assert torch.allclose(outs["round"]["x_hat"], decoded, atol=1e-5)
+    assert not torch.allclose(outs["noise"]["x_hat"], decoded, atol=1e-3)
+    first = "y" if arch == "factorized" else "z"  # the latent under the learned factorized prior
+    assert torch.equal(outs["noise"]["likelihoods"][first], outs["round"]["likelihoods"][first])  # noisy rate
+    torch.mean((outs["round"]["x_hat"] - x) ** 2).backward()  # straight through to the encoder
+    assert model.g_a[0].weight.grad.abs().sum() > 0
+
+
+def test_an_unknown_quantisation_mode_is_a_usage_error(tiny_data, tmp_path):
+    from mlcompress.errors import UsageError
+
+    with pytest.raises(UsageError, match="quant"):
+        train(_cfg(tiny_data, tmp_path / "q.pt", 1, quant="floor"))
+    assert not (tmp_path / "q.pt").exists()
+
+
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_data, tmp_path):
     train(_cfg(tiny_data, tmp_path / "a.pt", 4))
     train(_cfg(tiny_data, tmp_path / "a.pt", 6, resume=True))
@@ -119,14 +152,16 @@ def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_in
     train(_cfg(tiny_data, runs / "q3.pt", 5, lr=1e-4, resume=True))
     train(_cfg(tiny_data, runs / "q1.pt", 2, lmbda=0.002, init=str(runs / "q3.pt")))
     train(_cfg(tiny_data, runs / "q1.pt", 3, lmbda=0.002, resume=True))  # resumed without --init
+    train(_cfg(tiny_data, runs / "q3.pt", 6, lr=1e-4, resume=True, quant="round"))
     (runs / "NOTES.md").write_text("q3 was trained on a test machine.\n")
     res = publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
     q1, q3 = res["recipes"]
-    assert [(s["from_step"], s["to_step"], s["lr"]) for s in q3["stages"]] == [(0, 3, 1e-3), (3, 5, 1e-4)]
+    assert [(s["from_step"], s["to_step"], s["lr"], s["quant"]) for s in q3["stages"]] == [
+        (0, 3, 1e-3, "noise"), (3, 5, 1e-4, "noise"), (5, 6, 1e-4, "round")]
     assert q1["stages"][0]["init"] == {"path": str(runs / "q3.pt"), "step": 5}
     assert q1["init"] == str(runs / "q3.pt") and q1["steps"] == 3
     card = (tmp_path / "hyperprior.md").read_text()
-    assert "0-3: 0.001; 3-5: 0.0001" in card and "q3.pt at step 5" in card
+    assert "0-3: 0.001; 3-5: 0.0001; 5-6: 0.0001 round" in card and "q3.pt at step 5" in card
     assert "q3 was trained on a test machine." in card
 
 

@@ -356,7 +356,7 @@ def _train_learned(args) -> int:
         N=args.N or d.N, M=args.M or d.M, batch=args.batch or d.batch, crop=args.crop or d.crop,
         lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
         resume=args.resume, init=args.init, checkpoint_minutes=args.checkpoint_minutes,
-        time_limit_minutes=args.time_limit, progress=not args.quiet,
+        time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant,
     )
     res = train(cfg)
     print(f"stopped at step {res['step']} after {res['elapsed']:.0f} s; checkpoint {args.out}: {res['last']}")
@@ -394,6 +394,8 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .entropy.quantize import QUANT_MODES  # no torch at import
+
     p = _Parser(prog="mlcompress", description="Image compression with machine-learning methods.")
     p.add_argument("--version", action="version", version=f"mlcompress {__version__}")
     p.add_argument("--max-pixels", type=int, default=None,
@@ -470,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--N", type=int, help="factorized/hyperprior: transform channels (default 64)")
     t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96)")
     t.add_argument("--crop", type=int, help="factorized/hyperprior: crop size (default 128)")
+    t.add_argument("--quant", choices=QUANT_MODES, default="noise",
+                   help="factorized/hyperprior: the latent the decoder trains on: noisy (default) or rounded "
+                        "with a straight-through gradient (the rate always uses the noisy one)")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many minutes")
     t.set_defaults(func=cmd_train)

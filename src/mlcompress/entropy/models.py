@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import coder
-from .quantize import add_noise, lower_bound
+from .quantize import add_noise, lower_bound, quantize
 
 LIKELIHOOD_BOUND = 1e-9
 TAIL_MASS = 1e-9
@@ -105,10 +105,15 @@ class EntropyBottleneck(nn.Module):
         lik = lik.reshape(shape[1], shape[0], *shape[2:]).transpose(0, 1)
         return lik.clamp_min(LIKELIHOOD_BOUND)
 
-    def forward(self, y: torch.Tensor, training: bool | None = None):
+    def forward(self, y: torch.Tensor, training: bool | None = None, decoder: str = "noise"):
+        """(latent for the decoder, likelihoods). Training: likelihoods of y + U(-.5,.5); the
+        decoder gets ``quantize(y, decoder)`` (the same noisy y for "noise"). Else round(y) for both."""
         training = self.training if training is None else training
-        y_q = add_noise(y) if training else torch.round(y)
-        return y_q, self.likelihood(y_q)
+        if not training:
+            y_q = torch.round(y)
+            return y_q, self.likelihood(y_q)
+        y_n = add_noise(y)
+        return (y_n if decoder == "noise" else quantize(y, decoder)), self.likelihood(y_n)
 
     # ---------------------------------------------------------------- frozen tables
 
@@ -193,13 +198,15 @@ class GaussianConditional(nn.Module):
         lik = self._ncdf((0.5 - v) / s) - self._ncdf((-0.5 - v) / s)
         return lik.clamp_min(LIKELIHOOD_BOUND)
 
-    def forward(self, y, scales, mu=None, training: bool | None = None):
+    def forward(self, y, scales, mu=None, training: bool | None = None, decoder: str = "noise"):
+        """(latent for the decoder, likelihoods), as :meth:`EntropyBottleneck.forward`; rounding
+        is relative to ``mu``."""
         training = self.training if training is None else training
-        if training:
-            y_q = add_noise(y)
-        else:
+        if not training:
             y_q = torch.round(y - mu) + mu if mu is not None else torch.round(y)
-        return y_q, self.likelihood(y_q, scales, mu)
+            return y_q, self.likelihood(y_q, scales, mu)
+        y_n = add_noise(y)
+        return (y_n if decoder == "noise" else quantize(y, decoder, mu)), self.likelihood(y_n, scales, mu)
 
     @torch.no_grad()
     def update(self) -> None:

@@ -2,9 +2,16 @@
 
 For a mean-scale model the symbols are ``round(y - mu)`` and the decoder rebuilds
 ``y_hat = symbols + mu``; for a zero-mean model ``mu`` is omitted.
+
+Training modes of the latent the synthesis transform sees (the rate term always uses the noisy
+latent): ``"noise"`` (Ballé et al. 2017) or ``"round"``, rounding with a straight-through gradient,
+so the decoder trains on the values it will decode ("mixed" quantisation, Minnen & Singh 2020,
+https://arxiv.org/abs/2007.08739).
 """
 
 from __future__ import annotations
+
+QUANT_MODES = ("noise", "round")
 
 
 def add_noise(y):
@@ -12,22 +19,6 @@ def add_noise(y):
     import torch
 
     return y + torch.empty_like(y).uniform_(-0.5, 0.5)
-
-
-def symbols(y, mu=None):
-    """Integer symbols (int32 tensor) of ``y`` relative to ``mu`` (or zero): round(y - mu)."""
-    import torch
-
-    v = y if mu is None else y - mu
-    return torch.round(v).to(torch.int32)
-
-
-def dequantize(sym, mu=None):
-    """y_hat = symbols + mu as float32 (the decoder's view of the latent)."""
-    import torch
-
-    y = sym.to(torch.float32)
-    return y if mu is None else y + mu
 
 
 def quantize(y, mode: str, mu=None):

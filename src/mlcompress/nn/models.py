@@ -114,6 +114,9 @@ class _Decoder(nn.Module):
     """What both models share after entropy decoding: ``_latents(strings, shape) -> y_hat`` is
     each model's own; g_s turns y_hat into the image."""
 
+    #: what g_s (and h_s) see in training: "noise" or "round" (entropy.quantize); set by train()
+    train_quant = "noise"
+
     @torch.no_grad()
     def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
         y_hat = self._latents(strings, shape)
@@ -148,7 +151,7 @@ class FactorizedPrior(_Decoder):
 
     def forward(self, x: torch.Tensor) -> dict:
         y = self.g_a(x)
-        y_hat, y_lik = self.entropy_bottleneck(y)
+        y_hat, y_lik = self.entropy_bottleneck(y, decoder=self.train_quant)
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik}}
 
     def update(self) -> None:
@@ -200,9 +203,9 @@ class MeanScaleHyperprior(_Decoder):
     def forward(self, x: torch.Tensor) -> dict:
         y = self.g_a(x)
         z = self.h_a(y)
-        z_hat, z_lik = self.entropy_bottleneck(z)
+        z_hat, z_lik = self.entropy_bottleneck(z, decoder=self.train_quant)
         scales, means = self.h_s(z_hat).chunk(2, 1)
-        y_hat, y_lik = self.gaussian_conditional(y, scales, means)
+        y_hat, y_lik = self.gaussian_conditional(y, scales, means, decoder=self.train_quant)
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def update(self) -> None:

@@ -156,7 +156,8 @@ def _schedule_text(recipe: dict) -> str:
     for st in stages:
         if st["to_step"] > st["from_step"]:
             mark = "*" if st.get("note") else ""
-            parts.append(f"{st['from_step']}-{st['to_step']}: {st['lr']:g}{mark}")
+            quant = " round" if st.get("quant", "noise") != "noise" else ""
+            parts.append(f"{st['from_step']}-{st['to_step']}: {st['lr']:g}{quant}{mark}")
     return "; ".join(parts) or f"{recipe.get('lr', '')}"
 
 

@@ -40,6 +40,7 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     time_limit_minutes: float | None = None
     clip: float = 1.0
+    quant: str = "noise"  # the latent g_s trains on: "noise" or "round" (entropy.quantize)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -128,6 +129,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     from ..nn.models import build
     from .data import CropSampler
 
+    from ..entropy.quantize import QUANT_MODES
+
+    if cfg.quant not in QUANT_MODES:
+        raise UsageError(f"quant must be one of {', '.join(QUANT_MODES)}, not {cfg.quant!r}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +157,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         init_from(model, src, log)
         init = {"path": str(cfg.init), "step": init_step}
     stages = (ck.get("stages") or [_legacy_stage(ck)]) if ck is not None else []
+    model.train_quant = cfg.quant
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -169,7 +175,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     cfg_dict = asdict(cfg)
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "lambda": cfg.lmbda, "batch": cfg.batch,
                    "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
-                   "init": init})
+                   "quant": cfg.quant, "init": init})
 
     def state():
         stages[-1]["to_step"] = step

@@ -1,8 +1,9 @@
 """Learned codecs: ``factorized`` (bmshj2018-factorized) and ``hyperprior`` (mbt2018-mean).
 
 They only wire :mod:`mlcompress.nn.models` to the container; torch is imported lazily. The
-quality knob is the index (1..5) of the rate-distortion weight lambda the weights were trained
-with; each level is one weights file ``weights/<codec>-q<level>.safetensors``.
+quality knob is the index (1..6) of the rate-distortion weight lambda the weights were trained
+with; each level is one weights file ``weights/<codec>-q<level>.safetensors`` (a codec may ship
+fewer levels than the table has; the others are refused as not installed).
 
 Payload (docs/CODECS.md, "Learned codecs"), little-endian::
 
@@ -32,8 +33,8 @@ from ..registry import register
 from .base import Encoded, NativeCodec
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-#: lambda of each quality level (index 1..5), shared by both learned codecs
-LAMBDAS = (0.0035, 0.0067, 0.013, 0.025, 0.0483)
+#: lambda of each quality level (index 1..6), shared by both learned codecs
+LAMBDAS = (0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932)
 LAYOUT_VERSION = 1
 
 _cache: dict = {}

@@ -25,7 +25,7 @@ def tiny_data(tmp_path_factory):
 
 def _cfg(tiny_data, out, steps, **kw):
     base = dict(model="hyperprior", data=str(tiny_data), lmbda=0.01, steps=steps, out=str(out), N=8, M=8,
-                batch=2, crop=64, lr=1e-3, threads=1, seed=3, progress=False)
+                batch=2, crop=64, lr=1e-3, threads=1, seed=3, progress=False, eval_every=2)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -94,6 +94,23 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_data, tmp_path)
     assert a["step"] == b["step"] == 6
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+    assert [e["step"] for e in a["evals"]] == [0, 2, 4, 6]
+    assert a["evals"] == b["evals"]  # the fixed-crop losses neither draw random numbers nor differ
+
+
+def test_fixed_crop_losses_measure_the_rounded_latents_on_the_same_crops_every_time(tiny_data, tmp_path):
+    from mlcompress.nn.models import build
+    from mlcompress.train.loop import fixed_crop_loss
+
+    train(_cfg(tiny_data, tmp_path / "f.pt", 2, model="factorized"))
+    ck = torch.load(tmp_path / "f.pt", weights_only=False)
+    model = build("factorized", 8, 8)
+    model.load_state_dict(ck["model"])
+    model.train()
+    x = to_tensor(np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    first = fixed_crop_loss(model, x, 0.01)
+    assert model.training and fixed_crop_loss(model, x, 0.01) == first
+    assert [e["step"] for e in ck["evals"]] == [0, 2] and ck["evals"][1]["loss"] > 0
 
 
 def test_an_existing_checkpoint_is_not_overwritten_without_resume(tiny_data, tmp_path):
@@ -163,6 +180,30 @@ def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_in
     card = (tmp_path / "hyperprior.md").read_text()
     assert "0-3: 0.001; 3-5: 0.0001; 5-6: 0.0001 round" in card and "q3.pt at step 5" in card
     assert "q3 was trained on a test machine." in card
+    assert [e["step"] for e in q3["fixed_crop_curve"]] == [6]
+    assert [e["step"] for e in q1["fixed_crop_curve"]] == [2]  # measured at 0 and 2; step 3 is not a multiple
+
+
+def test_the_card_shows_the_fixed_crop_curve_beside_the_train_loss_curve():
+    from mlcompress.train.evaluate import _curve_lines
+
+    def curve(*losses):
+        return [{"step": s, "loss": v, "bpp": 0.5, "psnr": 30.0} for s, v in zip((500, 1000, 1500), losses)]
+
+    lines = "\n".join(_curve_lines([{"name": "hyperprior-q3", "loss_curve": curve(3.0, 2.0, 1.9),
+                                      "fixed_crop_curve": curve(2.5, 2.0, 1.5)},
+                                     {"name": "hyperprior-q1", "loss_curve": curve(1.0, 0.9, 0.8)}]))
+    assert "fixed set of training crops" in lines
+    assert "1000->1500: loss -25.0 %" in lines  # the fixed crops' last doubling
+    assert lines.count("| hyperprior-q3 |") == 2 and lines.count("| hyperprior-q1 |") == 1
+
+
+def test_fixed_crop_curve_keeps_the_last_measurement_at_or_before_each_doubling():
+    from mlcompress.train.export import fixed_crop_curve
+
+    evals = [{"step": s, "loss": 10.0 / s, "bpp": 1.0, "psnr": 30.0} for s in range(300, 5001, 300)]
+    assert [e["step"] for e in fixed_crop_curve(evals)] == [300, 900, 1800, 3900, 4800]
+    assert fixed_crop_curve([]) == []
 
 
 def test_loss_curve_averages_the_last_fifth_before_each_doubling():

@@ -357,6 +357,7 @@ def _train_learned(args) -> int:
         lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
         resume=args.resume, init=args.init, checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant,
+        eval_every=d.eval_every if args.eval_every is None else args.eval_every,
     )
     res = train(cfg)
     print(f"stopped at step {res['step']} after {res['elapsed']:.0f} s; checkpoint {args.out}: {res['last']}")
@@ -475,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quant", choices=QUANT_MODES, default="noise",
                    help="factorized/hyperprior: the latent the decoder trains on: noisy (default) or rounded "
                         "with a straight-through gradient (the rate always uses the noisy one)")
+    t.add_argument("--eval-every", type=int,
+                   help="factorized/hyperprior: steps between losses on fixed crops (default 500; 0: never)")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many minutes")
     t.set_defaults(func=cmd_train)

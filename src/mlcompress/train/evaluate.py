@@ -162,19 +162,32 @@ def _schedule_text(recipe: dict) -> str:
 
 
 def _curve_lines(recipes: list[dict]) -> list[str]:
-    """The training-curve table (loss at doublings of steps) and what the last doubling bought."""
-    curves = [(r, r.get("loss_curve") or []) for r in recipes]
-    curves = [(r, c) for r, c in curves if len(c) >= 2]
-    if not curves:
+    """The training-curve tables (loss at doublings of steps) and what the last doubling bought."""
+    train = _curve_table(recipes, "loss_curve")
+    if not train:
         return []
     out = ["", "`*`: one entry for runs made before the schedule was recorded (its learning rate is the last run's).",
            "", "### Training curves", "",
            "Train loss (lambda*255^2*MSE + bpp, on 128x128 crops) at doublings of the step count, mean of the",
            "last fifth of the steps up to each point; then what the last doubling changed.", "",
-           ]
+           ] + train
+    fixed = _curve_table(recipes, "fixed_crop_curve")
+    if fixed:
+        out += ["", "The same loss on a fixed set of training crops, through the rounded latents the decoder sees,",
+                "at the last measurement (every 500 steps) up to each point. The crops do not change between",
+                "steps, so this curve, unlike the one above, shows what steps bought; runs from before it was",
+                "measured have no entry.", ""] + fixed
+    return out
+
+
+def _curve_table(recipes: list[dict], key: str) -> list[str]:
+    curves = [(r, r.get(key) or []) for r in recipes]
+    curves = [(r, c) for r, c in curves if len(c) >= 2]
+    if not curves:
+        return []
     points = sorted({p["step"] for _, c in curves for p in c[:-1]})
-    out += ["| file | " + " | ".join(f"step {p}" for p in points) + " | final | last doubling |",
-            "|---|" + "---|" * (len(points) + 2)]
+    out = ["| file | " + " | ".join(f"step {p}" for p in points) + " | final | last doubling |",
+           "|---|" + "---|" * (len(points) + 2)]
     for r, c in curves:
         at = {p["step"]: p for p in c[:-1]}
         a, b = c[-2], c[-1]

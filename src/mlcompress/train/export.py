@@ -53,20 +53,35 @@ def loss_curve(history: list[dict]) -> list[dict]:
     """The training curve at doublings of the step count (500, 1000, 2000, ... and the last
     step): mean loss, bpp and PSNR of the logged rows in the last fifth of the steps up to each
     point ((0.8 s, s]), which smooths the batch-to-batch noise of small crops."""
-    if not history:
-        return []
-    last = history[-1]["step"]
-    points, s = [], 500
-    while s < last:
-        points.append(s)
-        s *= 2
-    points.append(last)
     out = []
-    for s in points:
+    for s in _doublings(history):
         rows = [r for r in history if 0.8 * s < r["step"] <= s]
         if rows:
             out.append({"step": s, **{k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("loss", "bpp", "psnr")}})
     return out
+
+
+def fixed_crop_curve(evals: list[dict]) -> list[dict]:
+    """The loss on the fixed crops at the same doublings: the last measurement at or before each
+    point (its own step is kept)."""
+    out = []
+    for s in _doublings(evals):
+        done = [e for e in evals if e["step"] <= s]
+        if done and (not out or out[-1]["step"] != done[-1]["step"]):
+            out.append(dict(done[-1]))
+    return out
+
+
+def _doublings(rows: list[dict]) -> list[int]:
+    """500, 1000, 2000, ... below the last row's step, then that step ([] for no rows)."""
+    if not rows:
+        return []
+    last = rows[-1]["step"]
+    points, s = [], 500
+    while s < last:
+        points.append(s)
+        s *= 2
+    return points + [last]
 
 
 def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> dict:
@@ -91,6 +106,7 @@ def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force
         "final_train": hist[-1] if hist else None,
         "stages": ck.get("stages"),
         "loss_curve": loss_curve(hist),
+        "fixed_crop_curve": fixed_crop_curve(ck.get("evals") or []),
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
         "weights_bytes": len(blob),
     }

@@ -8,6 +8,11 @@ model, the Adam state, the step, the elapsed time, the numpy and torch RNG state
 history, so ``resume=True`` continues exactly where it stopped. It also lists the runs ("stages")
 that made it: steps, learning rate, lambda and the weights the first one started from; exported
 recipes and model cards show them.
+
+Every ``eval_every`` steps the loop also measures the loss on a fixed set of crops (drawn once
+from the training data with their own seed) through the rounded latents the decoder will see:
+unlike the running train loss, which moves with the crops each step happens to draw, that curve
+shows what more steps buy. The evaluation uses no random numbers, so resuming stays exact.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class TrainConfig:
     time_limit_minutes: float | None = None
     clip: float = 1.0
     quant: str = "noise"  # the latent g_s trains on: "noise" or "round" (entropy.quantize)
+    eval_every: int = 500  # steps between losses on the fixed crops (0: never)
+    eval_crops: int = 8
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -172,6 +179,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
         step, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
 
     data = CropSampler(cfg.data, cfg.crop)
+    fixed = to_tensor(data.batch(np.random.default_rng(FIXED_CROPS_SEED), cfg.eval_crops)) if cfg.eval_every else None
+    evals = ck.get("evals", []) if ck is not None else []
+    if fixed is not None and (not evals or evals[-1]["step"] != step):  # where this run starts from
+        evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
+        if not cfg.progress:
+            _log_eval(log, evals[-1])
     cfg_dict = asdict(cfg)
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "lambda": cfg.lmbda, "batch": cfg.batch,
                    "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
@@ -184,6 +197,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             "config": cfg_dict, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "step": step, "elapsed": elapsed, "history": history, "data_images": len(data),
+            "evals": evals,
         }
 
     bar = None
@@ -225,6 +239,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
                 if bar is None:
                     log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {row['psnr']:.2f}")
+            if fixed is not None and step % cfg.eval_every == 0:
+                evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
+                if bar is None:
+                    _log_eval(log, evals[-1])
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0:
@@ -240,6 +258,29 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if step > 0:
             save_checkpoint(out, state())
     return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
+
+
+#: seed of the fixed evaluation crops, apart from the training seed so every run sees the same ones
+FIXED_CROPS_SEED = 20181116
+
+
+def fixed_crop_loss(model, x, lmbda: float) -> dict:
+    """{"loss", "bpp", "psnr"} (floats) of ``model`` on the batch ``x`` through rounded latents
+    (eval mode), leaving the model in training mode."""
+    import torch
+
+    model.eval()
+    try:
+        with torch.no_grad():
+            res = rd_loss(model(x), x, lmbda)
+    finally:
+        model.train()
+    return {"loss": round(float(res["loss"]), 5), "bpp": round(float(res["bpp"]), 5),
+            "psnr": round(_psnr(float(res["mse"])), 4)}
+
+
+def _log_eval(log, e: dict) -> None:
+    log(f"step {e['step']} fixed crops: loss {e['loss']:.4f} bpp {e['bpp']:.4f} psnr {e['psnr']:.2f}")
 
 
 def _legacy_stage(ck: dict) -> dict:

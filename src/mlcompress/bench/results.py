@@ -79,7 +79,6 @@ class Curve:
 
 def aggregate(plan, cells: dict) -> list[Curve]:
     """One Curve per planned codec from the measured cells (``cells``: key -> runner.Cell)."""
-
     curves = []
     for name, qs in plan.qualities.items():
         codec = registry.get(name)
@@ -153,7 +152,6 @@ CSV_COLUMNS = ("codec", "quality", "image", "width", "height", "bytes", "bpp", "
 
 def write_csv(plan, cells: dict, failures: list, path: Path) -> Path:
     """One row per planned cell (measured, cached or failed), in plan order."""
-
     failed = {c.key: c for c in failures}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

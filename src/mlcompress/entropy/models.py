@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import coder
-from .quantize import add_noise, lower_bound, quantize
+from .quantize import add_noise, lower_bound, round_ste
 
 LIKELIHOOD_BOUND = 1e-9
 TAIL_MASS = 1e-9
@@ -107,13 +107,13 @@ class EntropyBottleneck(nn.Module):
 
     def forward(self, y: torch.Tensor, training: bool | None = None, decoder: str = "noise"):
         """(latent for the decoder, likelihoods). Training: likelihoods of y + U(-.5,.5); the
-        decoder gets ``quantize(y, decoder)`` (the same noisy y for "noise"). Else round(y) for both."""
+        decoder gets that noisy y ("noise") or ``round_ste(y)`` ("round"). Else round(y) for both."""
         training = self.training if training is None else training
         if not training:
             y_q = torch.round(y)
             return y_q, self.likelihood(y_q)
         y_n = add_noise(y)
-        return (y_n if decoder == "noise" else quantize(y, decoder)), self.likelihood(y_n)
+        return (y_n if decoder == "noise" else round_ste(y)), self.likelihood(y_n)
 
     # ---------------------------------------------------------------- frozen tables
 
@@ -206,7 +206,7 @@ class GaussianConditional(nn.Module):
             y_q = torch.round(y - mu) + mu if mu is not None else torch.round(y)
             return y_q, self.likelihood(y_q, scales, mu)
         y_n = add_noise(y)
-        return (y_n if decoder == "noise" else quantize(y, decoder, mu)), self.likelihood(y_n, scales, mu)
+        return (y_n if decoder == "noise" else round_ste(y, mu)), self.likelihood(y_n, scales, mu)
 
     @torch.no_grad()
     def update(self) -> None:

@@ -21,12 +21,8 @@ def add_noise(y):
     return y + torch.empty_like(y).uniform_(-0.5, 0.5)
 
 
-def quantize(y, mode: str, mu=None):
-    """``"noise"``: y + U(-.5,.5); ``"round"``: round(y - mu) + mu with a straight-through gradient."""
-    if mode == "noise":
-        return add_noise(y)
-    if mode != "round":
-        raise ValueError(f"unknown quantisation mode {mode!r}")
+def round_ste(y, mu=None):
+    """round(y - mu) + mu whose gradient passes straight through (the "round" training mode)."""
     v = y if mu is None else y - mu
     out = v + (v.round() - v).detach()
     return out if mu is None else out + mu

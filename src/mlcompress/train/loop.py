@@ -132,11 +132,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     """Train (or resume) according to ``cfg``; returns the final checkpoint state's summary."""
     import torch
 
+    from ..entropy.quantize import QUANT_MODES
     from ..errors import UsageError
     from ..nn.models import build
     from .data import CropSampler
-
-    from ..entropy.quantize import QUANT_MODES
 
     if cfg.quant not in QUANT_MODES:
         raise UsageError(f"quant must be one of {', '.join(QUANT_MODES)}, not {cfg.quant!r}")

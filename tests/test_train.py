@@ -136,6 +136,28 @@ def test_export_writes_weights_and_recipe_that_the_codec_loads(tiny_data, tmp_pa
     assert model.decompress(enc["strings"], enc["shape"]).shape == (1, 3, 64, 64)
 
 
+def test_exporting_the_same_weights_twice_writes_identical_bytes_in_any_process(tmp_path):
+    """The container records the weights' SHA-256, so re-exporting must not change the file."""
+    import subprocess
+    import sys
+
+    from mlcompress.codecs.learned import load_model
+
+    script = (
+        "import sys, torch; from mlcompress.nn.models import build; "
+        "from mlcompress.train.export import write_weights; torch.manual_seed(0); "
+        "write_weights(build('hyperprior', 8, 8), 'hyperprior-q3', 0.013, sys.argv[1])"
+    )
+    blobs = []
+    for i in range(3):
+        out = tmp_path / str(i)
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+        blobs.append((out / "hyperprior-q3.safetensors").read_bytes())
+    assert blobs[0] == blobs[1] == blobs[2]
+    model, _ = load_model(tmp_path / "0" / "hyperprior-q3.safetensors")
+    assert model.M == 8
+
+
 def test_cli_train_and_export_run_end_to_end(tiny_data, tmp_path):
     from mlcompress.cli import main
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -21,6 +22,17 @@ def _half_roundtrip(model) -> None:
     with torch.no_grad():
         for t in list(model.parameters()):
             t.copy_(t.half().float())
+
+
+def _canonical(blob: bytes) -> bytes:
+    """A safetensors file with its JSON header rewritten in sorted key order (padded with spaces to
+    a multiple of 8, as the format allows). safetensors writes the metadata in hash-map order,
+    which changes from run to run, and the container records the SHA-256 of the whole file:
+    exporting the same weights twice must give the same bytes."""
+    (n,) = struct.unpack_from("<Q", blob)
+    header = json.dumps(json.loads(blob[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + blob[8 + n :]
 
 
 def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> bytes:
@@ -42,7 +54,7 @@ def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_
         v = v.detach().contiguous()
         tensors[k] = v.half() if v.is_floating_point() and "scale_table" not in k else v
     meta = {"model": arch, "N": str(model.N), "M": str(model.M), "lambda": repr(lmbda), "name": name}
-    blob = save(tensors, metadata=meta)
+    blob = _canonical(save(tensors, metadata=meta))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / f"{name}.safetensors", blob, force=force)

@@ -82,3 +82,30 @@ def require_codec(name: str):
     if reason:
         pytest.skip(f"codec {name} unavailable: {reason}")
     return codec
+
+
+#: the learned codecs' model architectures (nn.models.MODELS)
+LEARNED_ARCHS = ("factorized", "hyperprior")
+
+
+def tiny_model(arch: str, seed: int = 0):
+    """A tiny randomly initialised learned model (N=8, M=12): fast, and good enough for coding tests."""
+    import torch
+
+    from mlcompress.nn.models import build
+
+    torch.manual_seed(seed)
+    return build(arch, 8, 12)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A folder with tiny random weights for quality 3 of both learned codecs."""
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from mlcompress.train.export import write_weights
+
+    d = tmp_path_factory.mktemp("weights")
+    for arch in LEARNED_ARCHS:
+        write_weights(tiny_model(arch), f"{arch}-q3", 0.013, d)
+    return d

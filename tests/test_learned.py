@@ -16,26 +16,8 @@ from mlcompress import container as mlc  # noqa: E402
 from mlcompress import registry  # noqa: E402
 from mlcompress.codecs.learned import WEIGHTS_DIR  # noqa: E402
 from mlcompress.errors import CorruptDataError, ModelMismatchError, UnsupportedError  # noqa: E402
-
-ARCHS = ("factorized", "hyperprior")
-
-
-def _tiny(arch: str, seed: int = 0):
-    from mlcompress.nn.models import build
-
-    torch.manual_seed(seed)
-    return build(arch, 8, 12)
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """A folder with tiny random weights for quality 3 of both learned codecs."""
-    from mlcompress.train.export import write_weights
-
-    d = tmp_path_factory.mktemp("weights")
-    for arch in ARCHS:
-        write_weights(_tiny(arch), f"{arch}-q3", 0.013, d)
-    return d
+from conftest import LEARNED_ARCHS as ARCHS  # noqa: E402
+from conftest import tiny_model as _tiny  # noqa: E402
 
 
 @pytest.fixture(params=ARCHS)

@@ -207,11 +207,12 @@ def cmd_codecs(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
+    width = max(len(r["name"]) for r in rows) + 2
     for r in rows:
         flags = ("default " if r["default"] else "") + ("lossless" if r["lossless"] else "lossy")
         state = "" if r["available"] else f"  [unavailable: {r['unavailable_reason']}]"
-        print(f"{r['name']:<14}{r['extension']:<7}{flags:<17}{r['description']}{state}")
-        print(f"{'':<21}{r['quality']}")
+        print(f"{r['name']:<{width}}{r['extension']:<7}{flags:<17}{r['description']}{state}")
+        print(f"{'':<{width + 7}}{r['quality']}")
     return EXIT_OK
 
 

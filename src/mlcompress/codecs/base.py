@@ -122,6 +122,13 @@ class NativeCodec(Codec):
 
     native = True
     extension = ".mlc"
+    #: the codec id its files carry, when it is another codec's: a variant that only encodes
+    #: differently (hyperprior-sga) writes, and reads, its base codec's files
+    format_name: ClassVar[str | None] = None
+
+    @property
+    def file_codec(self) -> str:
+        return self.format_name or self.name
 
     @abstractmethod
     def encode_payload(self, img: np.ndarray, quality) -> Encoded:
@@ -145,12 +152,12 @@ class NativeCodec(Codec):
         q = self.check_quality(quality)
         enc = self.encode_payload(hwc, q)
         h, w, ch = hwc.shape
-        return mlc.pack(mlc.Container(self.name, w, h, ch, enc.payload, enc.params, enc.model, enc.weights_hash))
+        return mlc.pack(mlc.Container(self.file_codec, w, h, ch, enc.payload, enc.params, enc.model, enc.weights_hash))
 
     def decode(self, data: bytes) -> np.ndarray:
         c = mlc.unpack(data)
-        if c.codec != self.name:
-            raise CorruptDataError(f"file was written by codec {c.codec!r}, not {self.name!r}")
+        if c.codec != self.file_codec:
+            raise CorruptDataError(f"file was written by codec {c.codec!r}, not {self.file_codec!r}")
         return from_hwc(self.decode_container(c))
 
     def decode_container(self, c: mlc.Container) -> np.ndarray:

@@ -2,6 +2,7 @@
 
     out = model(x)                      # training: {"x_hat": B x 3 x H x W, "likelihoods": {...}}
     enc = model.compress(x)             # {"strings": [bytes, ...], "shape": (h, w)}
+                                        # = model.compress_latents(model.latents(x))
     x_hat = model.decompress(enc["strings"], enc["shape"])
 
 ``x`` is float NCHW RGB in 0..1 with H, W multiples of ``model.multiple``. ``update()``
@@ -159,9 +160,23 @@ class FactorizedPrior(_Decoder):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
+        return self.compress_latents(self.latents(x))
+
+    @torch.no_grad()
+    def latents(self, x: torch.Tensor) -> tuple:
+        """(y,): what the encoder codes (before rounding)."""
         with single_thread():
-            y = analyse(self.g_a, x)
+            return (analyse(self.g_a, x),)
+
+    @torch.no_grad()
+    def compress_latents(self, lat: tuple) -> dict:
+        (y,) = lat
         return {"strings": [self.entropy_bottleneck.compress(y)], "shape": tuple(y.shape[-2:])}
+
+    def soft_rd(self, lat: tuple, quantise) -> tuple:
+        """(x_hat, bits) of latents rounded by the differentiable ``quantise`` (nn.refine)."""
+        y_q = quantise(lat[0])
+        return self.g_s(y_q), -torch.log2(self.entropy_bottleneck.likelihood(y_q)).sum()
 
     def _latents(self, strings: list[bytes], shape) -> torch.Tensor:
         return self.entropy_bottleneck.decompress(strings[0], (1, self.M, *shape))
@@ -219,13 +234,33 @@ class MeanScaleHyperprior(_Decoder):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
+        return self.compress_latents(self.latents(x))
+
+    @torch.no_grad()
+    def latents(self, x: torch.Tensor) -> tuple:
+        """(y, z): what the encoder codes (before rounding)."""
         with single_thread():
             y = analyse(self.g_a, x)
-            z = self.h_a(y)
+            return y, self.h_a(y)
+
+    @torch.no_grad()
+    def compress_latents(self, lat: tuple) -> dict:
+        y, z = lat
         z_str = self.entropy_bottleneck.compress(z)
         indexes, means = self._params(torch.round(z))
         y_str = self.gaussian_conditional.compress(y, indexes, means)
         return {"strings": [y_str, z_str], "shape": tuple(z.shape[-2:])}
+
+    def soft_rd(self, lat: tuple, quantise) -> tuple:
+        """(x_hat, bits) of latents rounded by the differentiable ``quantise`` (nn.refine); y is
+        rounded relative to the means, as in coding."""
+        y, z = lat
+        z_q = quantise(z)
+        scales, means = self.h_s(z_q).chunk(2, 1)
+        y_q = quantise(y - means) + means
+        bits = -torch.log2(self.gaussian_conditional.likelihood(y_q, scales, means)).sum()
+        bits = bits - torch.log2(self.entropy_bottleneck.likelihood(z_q)).sum()
+        return self.g_s(y_q), bits
 
     def _latents(self, strings: list[bytes], shape) -> torch.Tensor:
         z_hat = self.entropy_bottleneck.decompress(strings[1], (1, self.N, *shape))

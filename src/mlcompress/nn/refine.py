@@ -1,0 +1,77 @@
+"""Per-image latent refinement on the encoder side (no change to the file format or the decoder).
+
+A trained encoder g_a gives latents that are good on average over the training set, not the
+best ones for a given image. Starting from them, :func:`refine` runs ``steps`` Adam steps on the
+latents themselves (y, and z for the hyperprior) to lower that image's own rate-distortion loss
+``lambda * 255^2 * MSE + bpp`` under the fixed decoder and entropy model, then hands them to the
+ordinary ``compress_latents``, which rounds and codes them. Rounding is made differentiable with
+stochastic Gumbel annealing (SGA, Yang, Bamler & Mandt, "Improving inference for neural image
+compression", NeurIPS 2020, https://arxiv.org/abs/2006.04240): each value is a random soft mix of
+its floor and ceiling whose temperature falls towards hard rounding over the run, so the
+optimiser sees the rounding it will get at the end.
+
+The run is single-threaded and its noise comes from a seeded generator, so the same image gives
+the same bytes on any machine thread count, like the plain encoder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..threads import single_torch_thread
+
+#: start temperature of the annealing; it decays as exp(-DECAY * step / steps), capped at TAU_MAX
+TAU_MAX, DECAY = 0.5, 3.0
+EPS = 1e-5
+
+
+def sga_round(v: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
+    """A soft rounding of v: floor(v) + w, w in (0, 1) drawn from a two-way Gumbel-softmax whose
+    logits, -atanh(distance to floor or ceiling) / tau, favour the nearer integer; as tau -> 0 it
+    becomes round(v). Differentiable in v."""
+    fl = torch.floor(v).detach()
+    r = v - fl  # distance to the floor, in [0, 1)
+    logit_floor = -torch.atanh(r.clamp(EPS, 1 - EPS)) / tau
+    logit_ceil = -torch.atanh((1 - r).clamp(EPS, 1 - EPS)) / tau
+    u = torch.rand((2, *v.shape), generator=gen).clamp_(EPS, 1 - EPS)
+    g = -torch.log(-torch.log(u))  # Gumbel noise
+    w = torch.sigmoid((logit_ceil + g[1]) - (logit_floor + g[0]))  # softmax weight of the ceiling
+    return fl + w
+
+
+def temperature(step: int, steps: int) -> float:
+    return min(TAU_MAX, math.exp(-DECAY * step / max(steps, 1)))
+
+
+def refine(model, x: torch.Tensor, lmbda: float, steps: int, lr: float = 0.04, seed: int = 0) -> tuple:
+    """Latents of x (as ``model.latents(x)`` gives them) after ``steps`` SGA steps on
+    ``lmbda * 255^2 * MSE + bits / pixels``; the learning rate falls linearly to 0. The model's
+    weights are not touched."""
+    with single_torch_thread():
+        with torch.no_grad():
+            start = model.latents(x)
+        if steps <= 0:
+            return start
+        lat = [t.clone().requires_grad_(True) for t in start]
+        opt = torch.optim.Adam(lat, lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        pixels = x.shape[-2] * x.shape[-1]
+        frozen = [p.requires_grad for p in model.parameters()]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        try:
+            for i in range(steps):
+                tau = temperature(i, steps)
+                x_hat, bits = model.soft_rd(lat, lambda v: sga_round(v, tau, gen))
+                loss = lmbda * 255**2 * torch.mean((x_hat - x) ** 2) + bits / pixels
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                for group in opt.param_groups:
+                    group["lr"] = lr * (1 - i / steps)
+                opt.step()
+        finally:
+            for p, f in zip(model.parameters(), frozen):
+                p.requires_grad_(f)
+        return tuple(t.detach() for t in lat)

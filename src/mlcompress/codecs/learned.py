@@ -223,7 +223,7 @@ class HyperpriorCodec(_Learned):
 @register
 class HyperpriorRefinedCodec(HyperpriorCodec):
     """The hyperprior's encoder with per-image latent refinement: files are ``hyperprior`` files
-    (any hyperprior decoder reads them), bought with about 40 s of encoding per Kodak image on
+    (any hyperprior decoder reads them), bought with about 30 s of encoding per Kodak image on
     one core."""
 
     name = "hyperprior-sga"

@@ -228,6 +228,6 @@ class HyperpriorRefinedCodec(HyperpriorCodec):
 
     name = "hyperprior-sga"
     format_name = "hyperprior"
-    description = ("learned: hyperprior with per-image latent refinement (SGA, 50 steps) at encode "
-                   "time; writes hyperprior files, slow to encode")
     refine_steps = 50
+    description = (f"learned: hyperprior with per-image latent refinement (SGA, {refine_steps} steps) at "
+                   "encode time; writes hyperprior files, slow to encode")

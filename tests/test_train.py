@@ -206,6 +206,37 @@ def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_in
     assert [e["step"] for e in q1["fixed_crop_curve"]] == [2]  # measured at 0 and 2; step 3 is not a multiple
 
 
+def test_the_card_lists_other_encoders_of_the_weights_from_bench_cells_of_exactly_those_weights(tiny_weights, tmp_path):
+    import json
+
+    from mlcompress import registry
+    from mlcompress.train.evaluate import model_card, variant_rows
+
+    sga = registry.get("hyperprior-sga")
+    saved = sga.weights_dir
+    sga.weights_dir = tiny_weights
+    try:
+        tag = sga.weights_tag(3)
+    finally:
+        sga.weights_dir = saved
+    assert tag.endswith(f"-sga{sga.refine_steps}")  # the bytes depend on the steps too
+
+    def cell(image, bpp, weights, codec="hyperprior-sga", quality=3):
+        return {"codec": codec, "quality": quality, "image": image, "image_sha256": image, "bpp": bpp,
+                "psnr": 30.0, "encode_s": 20.0, "decode_s": 0.5, "error": None, "weights": weights}
+
+    cells = [cell("a", 9.0, tag), cell("a", 0.5, tag), cell("b", 0.7, tag), cell("c", 0.1, "other-weights"),
+             cell("a", 0.1, tag.split("-")[0], codec="hyperprior"), cell("a", 0.3, tag, quality=2)]
+    path = tmp_path / "cells.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in cells))
+    rows = variant_rows("hyperprior", [2, 3], path, images=2, weights_dir=tiny_weights)
+    assert [(r["codec"], r["quality"]) for r in rows] == [("hyperprior-sga", 3)]  # q2 has 1 of 2 images
+    assert rows[0]["bpp"] == pytest.approx(0.6)  # a's last cell and b; other weights left out
+    assert variant_rows("hyperprior", [3], path, images=3, weights_dir=tiny_weights) == []
+    card = model_card("hyperprior", [], [], "test", rows)
+    assert "| hyperprior-sga | q3 | 0.6000 | 30.00 | 20.0 | 0.50 |" in card
+
+
 def test_the_card_shows_the_fixed_crop_curve_beside_the_train_loss_curve():
     from mlcompress.train.evaluate import _curve_lines
 
@@ -235,6 +266,65 @@ def test_loss_curve_averages_the_last_fifth_before_each_doubling():
     curve = loss_curve(hist)
     assert [p["step"] for p in curve] == [500, 1000, 2000, 2600]
     assert curve[1]["loss"] == pytest.approx(sum(1000 / s for s in range(850, 1001, 50)) / 4, abs=1e-4)
+
+
+def test_reexporting_keeps_a_file_with_the_same_weights_in_another_header_order(tmp_path):
+    """Weights exported before headers were canonical keep their bytes (and the hash that .mlc
+    files record); different weights are written."""
+    import json
+    import struct
+
+    from mlcompress.nn.models import build
+    from mlcompress.train.export import write_weights
+
+    torch.manual_seed(0)
+    blob = write_weights(build("hyperprior", 8, 8), "hyperprior-q3", 0.013, tmp_path)
+    (n,) = struct.unpack_from("<Q", blob)
+    header = json.loads(blob[8:8 + n])
+    shuffled = json.dumps(dict(reversed(list(header.items())))).encode()
+    shuffled += b" " * (-len(shuffled) % 8)
+    old = struct.pack("<Q", len(shuffled)) + shuffled + blob[8 + n:]
+    assert old != blob
+    path = tmp_path / "hyperprior-q3.safetensors"
+    path.write_bytes(old)
+    torch.manual_seed(0)
+    assert write_weights(build("hyperprior", 8, 8), "hyperprior-q3", 0.013, tmp_path) == old
+    assert path.read_bytes() == old
+    torch.manual_seed(1)
+    assert write_weights(build("hyperprior", 8, 8), "hyperprior-q3", 0.013, tmp_path) != old
+    assert path.read_bytes() != old
+
+
+def test_a_hyperprior_widened_to_more_latent_channels_codes_the_same_image_in_the_same_bytes():
+    """init_from a model with fewer latent channels (Net2Net-style growth): the new channels start
+    silent, so the image and the stream are unchanged; g_a's new outputs are small but non-zero,
+    so training can put them to use."""
+    from mlcompress.errors import UsageError
+    from mlcompress.nn.models import build
+    from mlcompress.train.loop import init_from
+
+    torch.manual_seed(0)
+    small = build("hyperprior", 8, 8)
+    with torch.no_grad():  # a trained-looking model: non-zero everywhere
+        for p in small.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    small.eval().update()
+    big = build("hyperprior", 8, 16)
+    logs = []
+    init_from(big, small, log=logs.append)
+    big.eval().update()
+    assert "widened from M=8 to M=16" in logs[0]
+    x = torch.rand(1, 3, 64, 128)
+    a, b = small.compress(x), big.compress(x)
+    assert b["strings"][1] == a["strings"][1]  # z: the same
+    assert torch.equal(big.decompress(b["strings"], b["shape"]), small.decompress(a["strings"], a["shape"]))
+    assert abs(len(b["strings"][0]) - len(a["strings"][0])) <= 2
+    y = big.latents(x)[0]
+    assert 0 < y[:, 8:].abs().max() < 0.5
+    with pytest.raises(UsageError, match="smaller M"):
+        init_from(small, big, log=logs.append)
+    with pytest.raises(UsageError, match="shapes do not fit"):
+        init_from(build("factorized", 8, 8), build("factorized", 8, 16), log=logs.append)
 
 
 def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_own_entropy_model():

@@ -231,3 +231,8 @@ class HyperpriorRefinedCodec(HyperpriorCodec):
     refine_steps = 50
     description = (f"learned: hyperprior with per-image latent refinement (SGA, {refine_steps} steps) at "
                    "encode time; writes hyperprior files, slow to encode")
+
+    def weights_tag(self, quality) -> str:
+        # the bytes depend on the refinement as much as on the weights: benchmark caches key on both
+        tag = super().weights_tag(quality)
+        return f"{tag}-sga{self.refine_steps}" if tag else ""

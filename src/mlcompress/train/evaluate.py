@@ -90,7 +90,40 @@ def classical_at(rows: list[dict], cells: str | Path, codecs=("jpeg", "webp", "a
             row[f"{codec}_psnr_at_bpp"] = float(np.interp(row["bpp"], xs, ys)) if inside else None
 
 
-def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str) -> str:
+def variant_rows(arch: str, levels, cells: str | Path, images: int, weights_dir: str | Path | None = None) -> list[dict]:
+    """Kodak rows of the other registered encoders that write ``arch``'s files (hyperprior-sga for
+    hyperprior), read from a bench cells.jsonl: only cells measured with exactly these weights
+    (the codec's weights tag) and only levels measured on all ``images`` images.
+    -> [{codec, quality, images, bpp, psnr, encode_s, decode_s}]."""
+    from .. import registry
+
+    per: dict = {}
+    tags = {}
+    for codec in registry.codecs():
+        if getattr(codec, "file_codec", None) != arch or codec.name == arch:
+            continue
+        saved = codec.weights_dir
+        codec.weights_dir = Path(weights_dir) if weights_dir is not None else saved
+        try:
+            tags.update({(codec.name, q): codec.weights_tag(q) for q in levels})
+        finally:
+            codec.weights_dir = saved
+    for line in Path(cells).read_text().splitlines():
+        r = json.loads(line)
+        key = (r["codec"], r["quality"])
+        if r.get("error") is None and tags.get(key) and r.get("weights") == tags[key]:
+            per.setdefault(key, {})[r["image_sha256"]] = r  # the last measurement of an image wins
+    rows = []
+    for (name, q), by_image in sorted(per.items()):
+        if len(by_image) != images:
+            continue
+        v = list(by_image.values())
+        rows.append({"codec": name, "quality": q, "images": images,
+                     **{k: float(np.mean([c[k] for c in v])) for k in ("bpp", "psnr", "encode_s", "decode_s")}})
+    return rows
+
+
+def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, variants: list[dict] = ()) -> str:
     """Markdown model card: architecture, training recipe per level, measured Kodak numbers."""
     titles = {
         "hyperprior": "mean-scale hyperprior (Minnen, Ballé, Toderici 2018, mbt2018-mean, no context model)",
@@ -136,6 +169,21 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str) -
                 f"| q{r['quality']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['estimated_bpp']:.4f} | "
                 f"{r['encode_s']:.2f} | {r['decode_s']:.2f} | {cls} |"
             )
+    if variants:
+        cl = [k for k in variants[0] if k.endswith("_psnr_at_bpp")]
+        lines += [
+            "", "### Other encoders of these weights, from the benchmark", "",
+            "Registered codecs that write this model's files with another encoder (any decoder of it reads",
+            "them), from bench/results/cells.jsonl cells measured with exactly these weights files; mean over",
+            f"{variants[0]['images']} images. Encode and decode seconds are the benchmark's (one core per job).", "",
+            "| encoder | level | bpp | PSNR dB | encode s | decode s | " + " | ".join(
+                c.replace("_psnr_at_bpp", " PSNR @bpp") for c in cl) + " |",
+            "|---|---|---|---|---|---|" + "---|" * len(cl),
+        ]
+        for r in variants:
+            cls = " | ".join("" if r[c] is None else f"{r[c]:.2f}" for c in cl)
+            lines.append(f"| {r['codec']} | q{r['quality']} | {r['bpp']:.4f} | {r['psnr']:.2f} | "
+                         f"{r['encode_s']:.1f} | {r['decode_s']:.2f} | {cls} |")
     lines += ["", f"Measured with: `{command}`", ""]
     return "\n".join(lines)
 
@@ -204,7 +252,7 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
 
     Writes ``weights/<arch>-q<level>.{safetensors,json}`` and ``weights/<arch>.md`` (with
     ``runs_dir/NOTES.md`` appended when it exists); returns
-    {"recipes": [...], "kodak": [...]}.
+    {"recipes": [...], "kodak": [...], "variants": [...]} (variants: :func:`variant_rows`).
     """
     from ..fileio import write_atomic
     from .export import WEIGHTS_DIR, export
@@ -218,11 +266,14 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
             recipes.append(export(ck, f"{arch}-q{q}", out_dir))
     levels = [int(r["name"].rsplit("-q", 1)[1]) for r in recipes]
     rows = kodak_rd(arch, levels, kodak_dir, out_dir) if kodak_dir else []
+    variants = []
     if rows and cells and Path(cells).is_file():
         classical_at(rows, cells)
-    card = model_card(arch, rows, recipes, command)
+        variants = variant_rows(arch, levels, cells, rows[0]["images"], out_dir)
+        classical_at(variants, cells)
+    card = model_card(arch, rows, recipes, command, variants)
     notes = runs_dir / "NOTES.md"
     if notes.is_file():  # what the run folder's owner knows that the checkpoints do not record
         card = card.rstrip("\n") + "\n\n## Notes from the training runs\n\n" + notes.read_text().strip() + "\n"
     write_atomic(out_dir / f"{arch}.md", card.encode(), force=True)
-    return {"recipes": recipes, "kodak": rows}
+    return {"recipes": recipes, "kodak": rows, "variants": variants}

@@ -38,7 +38,8 @@ def _canonical(blob: bytes) -> bytes:
 def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> bytes:
     """Freeze ``model`` (float16-rounded, tables from ``update()``) into ``out_dir/<name>.safetensors``.
 
-    Returns the file's bytes. ``model`` is modified in place (rounded weights, frozen tables).
+    Returns the file's bytes. ``model`` is modified in place (rounded weights, frozen tables). A file
+    already there with the same tensors and metadata is left as it is (and its bytes returned).
     """
     from safetensors.torch import save
 
@@ -57,7 +58,18 @@ def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_
     blob = _canonical(save(tensors, metadata=meta))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / f"{name}.safetensors", blob, force=force)
+    path = out_dir / f"{name}.safetensors"
+    if force and path.is_file():
+        # the same weights written before (perhaps with a header in another key order) keep their
+        # file: its hash is in every .mlc file made with them, and re-exporting must not refuse those
+        old = path.read_bytes()
+        try:
+            same = _canonical(old) == blob
+        except (ValueError, struct.error):
+            same = False
+        if same:
+            return old
+    write_atomic(path, blob, force=force)
     return blob
 
 

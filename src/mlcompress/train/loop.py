@@ -118,7 +118,18 @@ def init_from(model, src, log=print) -> None:
     from ..errors import UsageError
 
     if type(src) is type(model):
-        model.load_state_dict(src.state_dict())
+        if getattr(src, "M", None) != getattr(model, "M", None) and hasattr(model, "widen_from"):
+            try:
+                model.widen_from(src)
+            except ValueError as exc:
+                raise UsageError(f"--init: {exc}") from None
+            log(f"init: widened from M={src.M} to M={model.M} (new latent channels start silent)")
+            return
+        try:
+            model.load_state_dict(src.state_dict())
+        except RuntimeError:
+            raise UsageError(f"--init: the weights' shapes do not fit {type(model).__name__} with "
+                             f"N={getattr(model, 'N', '?')}, M={getattr(model, 'M', '?')}") from None
         return
     own = model.state_dict()
     shared = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}

@@ -295,36 +295,13 @@ def test_reexporting_keeps_a_file_with_the_same_weights_in_another_header_order(
     assert path.read_bytes() != old
 
 
-def test_a_hyperprior_widened_to_more_latent_channels_codes_the_same_image_in_the_same_bytes():
-    """init_from a model with fewer latent channels (Net2Net-style growth): the new channels start
-    silent, so the image and the stream are unchanged; g_a's new outputs are small but non-zero,
-    so training can put them to use."""
+def test_init_from_weights_of_another_shape_is_a_usage_error():
     from mlcompress.errors import UsageError
     from mlcompress.nn.models import build
     from mlcompress.train.loop import init_from
 
-    torch.manual_seed(0)
-    small = build("hyperprior", 8, 8)
-    with torch.no_grad():  # a trained-looking model: non-zero everywhere
-        for p in small.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    small.eval().update()
-    big = build("hyperprior", 8, 16)
-    logs = []
-    init_from(big, small, log=logs.append)
-    big.eval().update()
-    assert "widened from M=8 to M=16" in logs[0]
-    x = torch.rand(1, 3, 64, 128)
-    a, b = small.compress(x), big.compress(x)
-    assert b["strings"][1] == a["strings"][1]  # z: the same
-    assert torch.equal(big.decompress(b["strings"], b["shape"]), small.decompress(a["strings"], a["shape"]))
-    assert abs(len(b["strings"][0]) - len(a["strings"][0])) <= 2
-    y = big.latents(x)[0]
-    assert 0 < y[:, 8:].abs().max() < 0.5
-    with pytest.raises(UsageError, match="smaller M"):
-        init_from(small, big, log=logs.append)
     with pytest.raises(UsageError, match="shapes do not fit"):
-        init_from(build("factorized", 8, 8), build("factorized", 8, 16), log=logs.append)
+        init_from(build("hyperprior", 8, 16), build("hyperprior", 8, 8), log=lambda msg: None)
 
 
 def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_own_entropy_model():

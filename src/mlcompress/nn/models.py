@@ -262,47 +262,6 @@ class MeanScaleHyperprior(_Decoder):
         bits = bits - torch.log2(self.entropy_bottleneck.likelihood(z_q)).sum()
         return self.g_s(y_q), bits
 
-    @torch.no_grad()
-    def widen_from(self, src: "MeanScaleHyperprior", scale: float = 0.1) -> None:
-        """Take a trained model with the same N and fewer latent channels (src.M < self.M) so
-        that this one computes the same image: every src weight goes to its place, and the
-        M - src.M new channels start silent. g_s and h_a give their new inputs zero weight, h_s
-        predicts mean 0 and the smallest scale for them, and g_a's new outputs keep this model's
-        own (seeded) initialisation times ``scale``, small enough to round to 0 but with a
-        gradient, so training can put them to use (Net2Net-style growth, Chen et al. 2016).
-        The hidden units h_s gains keep their own initialisation on the way in and zero weight
-        on the way out."""
-        if src.N != self.N or src.M >= self.M:
-            raise ValueError(f"widen_from: needs the same N and a smaller M, got N={src.N}, M={src.M} "
-                             f"for N={self.N}, M={self.M}")
-        m0, m, old = src.M, self.M, src.state_dict()
-        h0 = m0 * 3 // 2
-        own = self.state_dict()
-        new = {k: v.clone() for k, v in old.items() if own[k].shape == v.shape or ".tables." in k}
-        w = own["g_a.6.weight"].clone()
-        w[:m0], w[m0:] = old["g_a.6.weight"], w[m0:] * scale
-        new["g_a.6.weight"] = w
-        new["g_a.6.bias"] = torch.cat([old["g_a.6.bias"], torch.zeros(m - m0)])
-        new["g_s.0.weight"] = torch.cat([old["g_s.0.weight"], torch.zeros(m - m0, *old["g_s.0.weight"].shape[1:])])
-        w = torch.zeros_like(own["h_a.0.weight"])
-        w[:, :m0] = old["h_a.0.weight"]
-        new["h_a.0.weight"] = w
-        for name, (rows, cols) in {"h_s.0": (None, m0), "h_s.2": (m0, h0)}.items():
-            w, b = own[f"{name}.weight"].clone(), own[f"{name}.bias"].clone()
-            if rows is not None:  # transposed conv: weight is in x out; new inputs weigh 0
-                w[rows:] = 0
-                w[:rows, :cols] = old[f"{name}.weight"]
-            else:
-                w[:, :cols] = old[f"{name}.weight"]
-            b[:cols] = old[f"{name}.bias"]
-            new[f"{name}.weight"], new[f"{name}.bias"] = w, b
-        # the last h_s conv outputs (scales | means), M of each: the old ones move to their place
-        w, b = torch.zeros_like(own["h_s.4.weight"]), torch.zeros_like(own["h_s.4.bias"])
-        w[:m0, :h0], w[m:m + m0, :h0] = old["h_s.4.weight"][:m0], old["h_s.4.weight"][m0:]
-        b[:m0], b[m:m + m0] = old["h_s.4.bias"][:m0], old["h_s.4.bias"][m0:]
-        new["h_s.4.weight"], new["h_s.4.bias"] = w, b
-        self.load_state_dict(new)
-
     def _latents(self, strings: list[bytes], shape) -> torch.Tensor:
         z_hat = self.entropy_bottleneck.decompress(strings[1], (1, self.N, *shape))
         indexes, means = self._params(z_hat)

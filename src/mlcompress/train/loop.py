@@ -118,13 +118,6 @@ def init_from(model, src, log=print) -> None:
     from ..errors import UsageError
 
     if type(src) is type(model):
-        if getattr(src, "M", None) != getattr(model, "M", None) and hasattr(model, "widen_from"):
-            try:
-                model.widen_from(src)
-            except ValueError as exc:
-                raise UsageError(f"--init: {exc}") from None
-            log(f"init: widened from M={src.M} to M={model.M} (new latent channels start silent)")
-            return
         try:
             model.load_state_dict(src.state_dict())
         except RuntimeError:

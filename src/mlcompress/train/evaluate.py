@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,19 @@ def kodak_rd(codec_name: str, qualities, folder: str | Path, weights_dir: str | 
     from .. import registry
 
     codec = registry.get(codec_name)
-    saved_dir = codec.weights_dir
-    if weights_dir is not None:
-        codec.weights_dir = Path(weights_dir)
-    try:
+    with _weights_in(codec, weights_dir):
         return _kodak_rd(codec, qualities, folder)
+
+
+@contextmanager
+def _weights_in(codec, weights_dir: str | Path | None):
+    """Point a learned codec at the weights in ``weights_dir`` (None: the installed ones) for a block."""
+    saved = codec.weights_dir
+    codec.weights_dir = Path(weights_dir) if weights_dir is not None else saved
+    try:
+        yield codec
     finally:
-        codec.weights_dir = saved_dir
+        codec.weights_dir = saved
 
 
 def _kodak_rd(codec, qualities, folder) -> list[dict]:
@@ -102,12 +109,8 @@ def variant_rows(arch: str, levels, cells: str | Path, images: int, weights_dir:
     for codec in registry.codecs():
         if getattr(codec, "file_codec", None) != arch or codec.name == arch:
             continue
-        saved = codec.weights_dir
-        codec.weights_dir = Path(weights_dir) if weights_dir is not None else saved
-        try:
+        with _weights_in(codec, weights_dir):
             tags.update({(codec.name, q): codec.weights_tag(q) for q in levels})
-        finally:
-            codec.weights_dir = saved
     for line in Path(cells).read_text().splitlines():
         r = json.loads(line)
         key = (r["codec"], r["quality"])

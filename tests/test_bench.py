@@ -222,3 +222,9 @@ def test_published_anchors_load_from_both_layouts_and_are_labelled_published():
     assert len(tfc.points("psnr")[0]) >= 4 and len(tfc.points("ms_ssim")[0]) >= 4
     with pytest.raises(UsageError, match="no published anchor"):
         anchors.load_anchor("compressai-kodak/no-such-curve")
+
+
+def test_speeds_below_one_megapixel_per_second_keep_two_significant_digits():
+    from mlcompress.bench.report import _mps
+
+    assert [_mps(v) for v in (0.0137, 0.46, 1.04, 104.5, float("nan"))] == ["0.014", "0.46", "1.0", "104.5", "n/a"]

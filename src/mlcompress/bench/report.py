@@ -95,6 +95,14 @@ def _fmt(v: float, spec: str = ".2f", none: str = "n/a") -> str:
     return format(v, spec)
 
 
+def _mps(v: float) -> str:
+    """Megapixels per second: one decimal, or two significant digits below 1 (a slow learned
+    encoder's 0.014 MP/s must not print as 0.0)."""
+    if isinstance(v, float) and math.isfinite(v) and 0 < v < 1:
+        return format(v, ".2g")
+    return _fmt(v, ".1f")
+
+
 def _pct(b: BDRate) -> str:
     return f"{b.percent:+.1f} %" if b.defined else "n/a"
 
@@ -229,7 +237,7 @@ def build_report(data_dir, plan, curves: list[Curve], anchors: list[Curve], fail
                 continue
             e, d = c.overall_mps(cpu=True)
             exact = "" if math.isinf(c.psnr[0]) else f" (not exact: PSNR {c.psnr[0]:.2f} dB)"
-            L.append(f"| {c.name}{exact} | {c.bpp[0]:.3f} | {24 / c.bpp[0]:.2f} | {_fmt(e, '.1f')} | {_fmt(d, '.1f')} |")
+            L.append(f"| {c.name}{exact} | {c.bpp[0]:.3f} | {24 / c.bpp[0]:.2f} | {_mps(e)} | {_mps(d)} |")
         L.append("")
 
     # ------------------------------------------------ speed
@@ -252,7 +260,7 @@ def build_report(data_dir, plan, curves: list[Curve], anchors: list[Curve], fail
         kind = ("lossless" if c.lossless else "lossy") + (", native" if c.native else ", classical")
         es = sum(c.encode_s) / len(c.encode_s)
         ds = sum(c.decode_s) / len(c.decode_s)
-        L.append(f"| {c.name} | {kind} | {_fmt(e, '.1f')} | {_fmt(d, '.1f')} | {_fmt(ec, '.1f')} | {_fmt(dc, '.1f')} "
+        L.append(f"| {c.name} | {kind} | {_mps(e)} | {_mps(d)} | {_mps(ec)} | {_mps(dc)} "
                  f"| {es:.3f} | {ds:.3f} |")
     L.append("")
 

@@ -103,6 +103,7 @@ def variant_rows(arch: str, levels, cells: str | Path, images: int, weights_dir:
     (the codec's weights tag) and only levels measured on all ``images`` images.
     -> [{codec, quality, images, bpp, psnr, encode_s, decode_s}]."""
     from .. import registry
+    from ..bench.runner import load_cells
 
     per: dict = {}
     tags = {}
@@ -111,18 +112,16 @@ def variant_rows(arch: str, levels, cells: str | Path, images: int, weights_dir:
             continue
         with _weights_in(codec, weights_dir):
             tags.update({(codec.name, q): codec.weights_tag(q) for q in levels})
-    for line in Path(cells).read_text().splitlines():
-        r = json.loads(line)
-        key = (r["codec"], r["quality"])
-        if r.get("error") is None and tags.get(key) and r.get("weights") == tags[key]:
-            per.setdefault(key, {})[r["image_sha256"]] = r  # the last measurement of an image wins
+    for c in load_cells(Path(cells)).values():  # successful cells, the last measurement of each wins
+        key = (c.codec, c.quality)
+        if tags.get(key) and c.weights == tags[key]:
+            per.setdefault(key, []).append(c)
     rows = []
-    for (name, q), by_image in sorted(per.items()):
-        if len(by_image) != images:
+    for (name, q), v in sorted(per.items()):
+        if len(v) != images:
             continue
-        v = list(by_image.values())
         rows.append({"codec": name, "quality": q, "images": images,
-                     **{k: float(np.mean([c[k] for c in v])) for k in ("bpp", "psnr", "encode_s", "decode_s")}})
+                     **{k: float(np.mean([getattr(c, k) for c in v])) for k in ("bpp", "psnr", "encode_s", "decode_s")}})
     return rows
 
 

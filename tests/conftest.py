@@ -85,7 +85,7 @@ def require_codec(name: str):
 
 
 #: the learned codecs' model architectures (nn.models.MODELS)
-LEARNED_ARCHS = ("factorized", "hyperprior")
+LEARNED_ARCHS = ("factorized", "hyperprior", "hyperprior-ctx")
 
 
 def tiny_model(arch: str, seed: int = 0):
@@ -95,12 +95,15 @@ def tiny_model(arch: str, seed: int = 0):
     from mlcompress.nn.models import build
 
     torch.manual_seed(seed)
-    return build(arch, 8, 12)
+    model = build(arch, 8, 12)
+    for net in getattr(model, "ctx", ()):  # an untrained context model changes nothing: make it act
+        torch.nn.init.normal_(net[-1].weight, std=0.3)
+    return model
 
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
-    """A folder with tiny random weights for quality 3 of both learned codecs."""
+    """A folder with tiny random weights for quality 3 of every learned codec."""
     pytest.importorskip("torch")
     pytest.importorskip("safetensors")
     from mlcompress.train.export import write_weights

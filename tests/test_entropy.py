@@ -38,6 +38,29 @@ def test_symbols_round_trip_including_escapes_and_int32_extremes(rng):
     assert np.array_equal(coder.decode_symbols(data, tix, ts), sym)
 
 
+def test_chunks_decode_in_order_with_table_indexes_computed_from_the_chunks_before(rng):
+    ts = _gaussian_tables()
+    first = np.round(rng.normal(0, 3, 400)).astype(np.int64)
+    first[:2] = [5000, -(2**31)]  # escapes in the first chunk, read before the second chunk's
+    tix1 = rng.integers(0, ts.count, first.shape)
+
+    def tix_after(prev):  # a context model: the next chunk's tables depend on decoded values
+        return np.clip(np.abs(prev[:300]), 0, ts.count - 1)
+
+    second = np.round(rng.normal(0, 2, 300)).astype(np.int64)
+    second[7] = 777
+    data = coder.encode_chunks([(first, tix1), (second, tix_after(first))], ts)
+    dec = coder.ChunkDecoder(data, ts)
+    got1 = dec.decode(tix1)
+    got2 = dec.decode(tix_after(got1))
+    dec.finish()
+    assert np.array_equal(got1, first) and np.array_equal(got2, second)
+    short = coder.ChunkDecoder(data, ts)
+    short.decode(tix1)
+    with pytest.raises(CorruptDataError):  # a chunk left unread is not a clean end
+        short.finish()
+
+
 def test_coded_length_is_within_one_percent_of_the_ideal_code_length(rng):
     ts = _gaussian_tables()
     tix = rng.integers(0, ts.count, 40000)

@@ -41,6 +41,49 @@ def test_decompress_gives_exactly_the_forward_reconstruction_of_the_quantised_la
     assert torch.equal(x_hat, ref)
 
 
+def test_an_untrained_context_model_codes_exactly_like_the_hyperprior_it_starts_from():
+    from mlcompress.nn.models import build
+    from mlcompress.train.loop import init_from
+
+    hyper = _tiny("hyperprior").eval()
+    ctx = build("hyperprior-ctx", 8, 12).eval()
+    init_from(ctx, hyper, log=lambda msg: None)
+    hyper.update(), ctx.update()
+    x = torch.rand(1, 3, 128, 64)
+    a, b = hyper.compress(x), ctx.compress(x)
+    assert ctx.estimate_bits(x) == hyper.estimate_bits(x)
+    assert torch.equal(ctx.decompress(b["strings"], b["shape"]), hyper.decompress(a["strings"], a["shape"]))
+
+
+def test_the_context_model_sees_only_what_the_decoder_has_decoded():
+    """The second checkerboard pass of each group depends on that group's anchors only: changing
+    a non-anchor latent changes no entropy parameter of any anchor or of any earlier group."""
+    model = _tiny("hyperprior-ctx").eval()
+    y = torch.randn(1, 12, 4, 4) * 3
+    z = torch.zeros(1, 8, 1, 1)
+    scales, means = model.h_s(z).chunk(2, 1)
+
+    def params(y):
+        with torch.no_grad():
+            return model._context(scales, means, lambda s, m, sc, mu: torch.round(model._group(y, s) - mu) + mu)
+
+    _, s0, m0 = params(y)
+    y2 = y.clone()
+    y2[0, 4, 1, 2] += 5  # group 1 (channels 3..5), a non-anchor position ((1 + 2) odd)
+    _, s1, m1 = params(y2)
+    changed = (s0 != s1) | (m0 != m1)
+    anchors = models_checkerboard(4, 4)
+    assert not changed[:, :3].any()  # earlier group
+    assert not (changed[:, 3:6] & anchors).any()  # anchors of its own group
+    assert changed[:, 6:].any()  # later groups see it
+
+
+def models_checkerboard(h, w):
+    from mlcompress.nn.models import checkerboard
+
+    return checkerboard(h, w, True)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_tiled_transforms_match_the_whole_image_pass(arch, monkeypatch):
     from mlcompress.nn import models

@@ -17,6 +17,10 @@ from mlcompress.nn.refine import refine, sga_round  # noqa: E402
 from conftest import LEARNED_ARCHS, tiny_model  # noqa: E402
 
 
+#: each refining encoder and the codec whose files it writes
+REFINERS = {"hyperprior-sga": "hyperprior", "hyperprior-ctx-sga": "hyperprior-ctx"}
+
+
 @pytest.fixture
 def sga(tiny_weights, monkeypatch):
     for name in ("hyperprior", "hyperprior-sga"):
@@ -55,16 +59,21 @@ def test_zero_steps_give_the_encoder_latents_and_refining_leaves_the_model_as_it
     assert model.compress_latents(plain) == model.compress(x)
 
 
-def test_hyperprior_sga_writes_hyperprior_files_that_every_decoder_reads(sga, rng):
+@pytest.mark.parametrize("name", sorted(REFINERS))
+def test_a_refining_encoder_writes_files_of_its_plain_codec_that_every_decoder_reads(name, tiny_weights, monkeypatch, rng):
+    plain = REFINERS[name]
+    for n in (name, plain):
+        monkeypatch.setattr(registry.get(n), "weights_dir", tiny_weights)
+    sga = registry.get(name)
     img = rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)
     data = sga.encode(img, 3)
     c = mlc.unpack(data)
-    assert c.codec == "hyperprior" and c.model == "hyperprior-q3"
+    assert c.codec == plain and c.model == f"{plain}-q3"
     out = mlcompress.decode(data)
     assert out.shape == img.shape
-    assert np.array_equal(out, registry.get("hyperprior").decode(data))
+    assert np.array_equal(out, registry.get(plain).decode(data))
     assert np.array_equal(out, sga.decode(data))
-    assert data != registry.get("hyperprior").encode(img, 3)
+    assert data != registry.get(plain).encode(img, 3)
 
 
 def test_hyperprior_sga_refuses_files_of_other_codecs(sga):

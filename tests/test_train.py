@@ -320,6 +320,35 @@ def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_ow
         init_from(fact, torch.nn.Linear(2, 2), log=lambda msg: None)
 
 
+def test_frozen_transforms_train_only_the_entropy_model_on_the_rate(tiny_data, tmp_path):
+    from mlcompress.nn.models import build
+    from mlcompress.train.evaluate import model_card
+    from mlcompress.train.export import export
+    from mlcompress.train.loop import fixed_crop_loss, load_model
+
+    torch.manual_seed(0)
+    hyper = build("hyperprior", 8, 8)
+    torch.save({"config": {"model": "hyperprior", "N": 8, "M": 8}, "model": hyper.state_dict(), "step": 7},
+               tmp_path / "h.pt")
+    out = tmp_path / "ctx.pt"
+    res = train(_cfg(tiny_data, out, 6, model="hyperprior-ctx", init=str(tmp_path / "h.pt"), freeze="transforms",
+                     eval_every=6, lr=1e-2))
+    assert res["step"] == 6 and res["last"]["psnr"] is None  # the rate alone was trained
+    ctx = load_model(out)
+    h, c = hyper.state_dict(), ctx.state_dict()
+    assert all(torch.equal(c[k], h[k]) for k in h if k.startswith(("g_a.", "g_s.")))
+    assert any(not torch.equal(c[k], h[k]) for k in h if k.startswith("h_s."))
+    ck = torch.load(out, weights_only=False)
+    assert ck["stages"][-1]["freeze"] == "transforms"
+    first, last = ck["evals"][0], ck["evals"][-1]
+    assert first["step"] == 0 and last["step"] == 6 and last["bpp"] < first["bpp"]
+    x = to_tensor(np.zeros((1, 64, 64, 3), np.uint8))
+    assert fixed_crop_loss(ctx, x, 0.01)["psnr"] > 0
+    rec = export(out, "hyperprior-ctx-q3", tmp_path / "w")
+    card = model_card("hyperprior-ctx", [], [rec], "cmd")
+    assert "0-6: 0.01 (g_a, g_s frozen)" in card and "| - |" in card  # no train PSNR where none was computed
+
+
 def test_sigterm_stops_training_with_a_checkpoint_like_ctrl_c(tiny_data, tmp_path):
     import os
     import signal

@@ -357,7 +357,7 @@ def _train_learned(args) -> int:
         N=args.N or d.N, M=args.M or d.M, batch=args.batch or d.batch, crop=args.crop or d.crop,
         lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
         resume=args.resume, init=args.init, checkpoint_minutes=args.checkpoint_minutes,
-        time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant,
+        time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant, freeze=args.freeze or "",
         eval_every=d.eval_every if args.eval_every is None else args.eval_every,
     )
     res = train(cfg)
@@ -366,7 +366,8 @@ def _train_learned(args) -> int:
 
 
 #: `mlcompress train MODEL`: one entry per trainable model (other trainers add theirs here).
-TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hyperprior": _train_learned}
+TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hyperprior": _train_learned,
+            "hyperprior-ctx": _train_learned}
 
 
 def cmd_train(args) -> int:
@@ -477,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quant", choices=QUANT_MODES, default="noise",
                    help="factorized/hyperprior: the latent the decoder trains on: noisy (default) or rounded "
                         "with a straight-through gradient (the rate always uses the noisy one)")
+    t.add_argument("--freeze", choices=["transforms"],
+                   help="keep g_a and g_s as --init gave them and train only the entropy model on the rate "
+                        "(e.g. a hyperprior-ctx context model on a trained hyperprior)")
     t.add_argument("--eval-every", type=int,
                    help="factorized/hyperprior: steps between losses on fixed crops (default 500; 0: never)")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
@@ -524,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--name", help="weights name, e.g. hyperprior-q3")
     x.add_argument("--out-dir", help="default: the package's weights/ folder")
     x.add_argument("--runs", help="export every RUNS/q<level>.pt of --arch and write the model card")
-    x.add_argument("--arch", choices=["factorized", "hyperprior"], default="hyperprior")
+    x.add_argument("--arch", choices=["factorized", "hyperprior", "hyperprior-ctx"], default="hyperprior")
     x.add_argument("--kodak", help="with --runs: measure these Kodak images for the model card")
     x.add_argument("--cells", help="with --runs: bench cells.jsonl for JPEG/WebP/AVIF at the same bpp")
     x.set_defaults(func=cmd_export)

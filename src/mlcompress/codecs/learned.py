@@ -220,19 +220,46 @@ class HyperpriorCodec(_Learned):
         return (hp // 64, wp // 64)
 
 
+class _Refining:
+    """Mixin for an encoder with per-image latent refinement (nn.refine) that writes the files of
+    the codec it extends (``format_name``): any decoder of that codec reads them."""
+
+    refine_steps = 50
+
+    def weights_tag(self, quality) -> str:
+        # the bytes depend on the refinement as much as on the weights: benchmark caches key on both
+        tag = super().weights_tag(quality)
+        return f"{tag}-sga{self.refine_steps}" if tag else ""
+
+
 @register
-class HyperpriorRefinedCodec(HyperpriorCodec):
+class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
     """The hyperprior's encoder with per-image latent refinement: files are ``hyperprior`` files
     (any hyperprior decoder reads them), bought with about 30 s of encoding per Kodak image on
     one core."""
 
     name = "hyperprior-sga"
     format_name = "hyperprior"
-    refine_steps = 50
-    description = (f"learned: hyperprior with per-image latent refinement (SGA, {refine_steps} steps) at "
-                   "encode time; writes hyperprior files, slow to encode")
+    description = (f"learned: hyperprior with per-image latent refinement (SGA, {_Refining.refine_steps} steps) "
+                   "at encode time; writes hyperprior files, slow to encode")
 
-    def weights_tag(self, quality) -> str:
-        # the bytes depend on the refinement as much as on the weights: benchmark caches key on both
-        tag = super().weights_tag(quality)
-        return f"{tag}-sga{self.refine_steps}" if tag else ""
+
+@register
+class HyperpriorContextCodec(HyperpriorCodec):
+    """The hyperprior's transforms with a context model (nn.models.ContextHyperprior): the
+    latents are coded in 4 channel groups, each in two checkerboard passes."""
+
+    name = "hyperprior-ctx"
+    arch = "hyperprior-ctx"
+    description = ("learned: mean-scale hyperprior with a channel-group and checkerboard context model "
+                   "(Minnen & Singh 2020, He et al. 2021), ANS-coded")
+
+
+@register
+class HyperpriorContextRefinedCodec(_Refining, HyperpriorContextCodec):
+    """hyperprior-ctx's encoder with per-image latent refinement; writes hyperprior-ctx files."""
+
+    name = "hyperprior-ctx-sga"
+    format_name = "hyperprior-ctx"
+    description = (f"learned: hyperprior-ctx with per-image latent refinement (SGA, {_Refining.refine_steps} "
+                   "steps) at encode time; writes hyperprior-ctx files, slow to encode")

@@ -120,8 +120,16 @@ def write_varints(values: np.ndarray) -> bytes:
 
 
 def read_varints(data: bytes, count: int) -> np.ndarray:
+    """``count`` zig-zag varints that fill ``data`` exactly."""
+    out, pos = _read_varints(data, 0, count)
+    if pos != len(data):
+        raise CorruptDataError("corrupt escape stream (trailing bytes)")
+    return out
+
+
+def _read_varints(data: bytes, pos: int, count: int) -> tuple[np.ndarray, int]:
+    """(``count`` zig-zag varints of ``data`` from ``pos``, the position after them)."""
     out = np.empty(count, np.int64)
-    pos = 0
     for i in range(count):
         z, shift = 0, 0
         while True:
@@ -134,11 +142,9 @@ def read_varints(data: bytes, count: int) -> np.ndarray:
             if not b & 0x80:
                 break
         out[i] = (z >> 1) ^ -(z & 1)
-    if pos != len(data):
-        raise CorruptDataError("corrupt escape stream (trailing bytes)")
     if count and (out.min() < -(2**31) or out.max() >= 2**31):
         raise CorruptDataError("corrupt escape stream (value out of range)")
-    return out
+    return out, pos
 
 
 # ------------------------------------------------------------------ coding
@@ -172,28 +178,7 @@ def _groups(tix: np.ndarray):
 
 def encode_symbols(symbols: np.ndarray, table_index: np.ndarray, tables: TableSet) -> bytes:
     """Code int ``symbols`` (any shape) where symbol i uses table ``table_index[i]``; -> bytes."""
-    import constriction
-
-    sym = np.asarray(symbols, np.int64).ravel()
-    tix = np.asarray(table_index, np.int64).ravel()
-    if sym.shape != tix.shape:
-        raise ValueError("symbols and table_index differ in shape")
-    if tix.size and (tix.min() < 0 or tix.max() >= tables.count):
-        raise ValueError("table index out of range")
-    groups = list(_groups(tix))
-    coded, escapes = [], []
-    for t, pos in groups:
-        idx = sym[pos] - int(tables.offsets[t])
-        n = int(tables.lengths[t])
-        esc = (idx < 0) | (idx >= n)
-        escapes.append(sym[pos][esc])
-        coded.append(np.where(esc, n, idx).astype(np.int32))
-    coder = constriction.stream.stack.AnsCoder()
-    for (t, _), idx in zip(reversed(groups), reversed(coded)):  # stack: last in, first out
-        coder.encode_reverse(idx, categorical(tables.row(t)))
-    words = coder.get_compressed().astype("<u4").tobytes()
-    esc = write_varints(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
-    return struct.pack("<I", len(words) // 4) + words + struct.pack("<I", len(esc)) + esc
+    return encode_chunks([(symbols, table_index)], tables)
 
 
 def decode_symbols(data: bytes, table_index: np.ndarray, tables: TableSet) -> np.ndarray:
@@ -201,40 +186,91 @@ def decode_symbols(data: bytes, table_index: np.ndarray, tables: TableSet) -> np
 
     Raises CorruptDataError when ``data`` is not exactly one stream for these tables.
     """
+    dec = ChunkDecoder(data, tables)
+    out = dec.decode(table_index)
+    dec.finish()
+    return out
+
+
+def encode_chunks(chunks: list[tuple[np.ndarray, np.ndarray]], tables: TableSet) -> bytes:
+    """Code several (symbols, table_index) chunks into one stream that :class:`ChunkDecoder`
+    reads back chunk by chunk, in order; a decoder may compute a chunk's table indexes from the
+    chunks before it (context models). One chunk gives exactly ``encode_symbols``'s bytes.
+
+    Inside a chunk, symbols are grouped by table index (ascending, array order inside a group);
+    escaped values go to the side stream in the same order, chunk after chunk."""
     import constriction
 
-    tix_arr = np.asarray(table_index, np.int64)
-    tix = tix_arr.ravel()
-    data = bytes(data)
-    if len(data) < 8:
-        raise CorruptDataError("truncated entropy-coded stream")
-    (n_words,) = struct.unpack_from("<I", data, 0)
-    end = 4 + 4 * n_words
-    if end + 4 > len(data):
-        raise CorruptDataError("truncated entropy-coded stream (ANS words)")
-    (n_esc,) = struct.unpack_from("<I", data, end)
-    if end + 4 + n_esc != len(data):
-        raise CorruptDataError("entropy-coded stream length mismatch")
-    words = np.frombuffer(data, "<u4", n_words, 4).astype(np.uint32)
-    out = np.empty(tix.shape, np.int64)
-    n_escaped = 0
-    with corrupt_stream_errors("entropy-coded stream"):
-        coder = constriction.stream.stack.AnsCoder(words)
-        esc_pos = []
+    parts, escapes = [], []  # parts: (table, coded indexes) in decoding order
+    for symbols, table_index in chunks:
+        sym = np.asarray(symbols, np.int64).ravel()
+        tix = np.asarray(table_index, np.int64).ravel()
+        if sym.shape != tix.shape:
+            raise ValueError("symbols and table_index differ in shape")
+        if tix.size and (tix.min() < 0 or tix.max() >= tables.count):
+            raise ValueError("table index out of range")
         for t, pos in _groups(tix):
-            idx = np.asarray(coder.decode(categorical(tables.row(t)), len(pos)), np.int64)
+            idx = sym[pos] - int(tables.offsets[t])
             n = int(tables.lengths[t])
-            esc = idx == n
-            out[pos] = idx + int(tables.offsets[t])
-            esc_pos.append(pos[esc])
-            n_escaped += int(esc.sum())
-        clean = coder.is_empty()
-    if not clean:
-        raise CorruptDataError("corrupt entropy-coded stream (data left over)")
-    if n_escaped > n_esc:  # each varint takes at least one byte
-        raise CorruptDataError("corrupt escape stream (too few bytes)")
-    if n_escaped:
-        out[np.concatenate(esc_pos)] = read_varints(data[end + 4 :], n_escaped)
-    elif n_esc:
-        raise CorruptDataError("corrupt escape stream (unexpected bytes)")
-    return out.reshape(tix_arr.shape)
+            esc = (idx < 0) | (idx >= n)
+            escapes.append(sym[pos][esc])
+            parts.append((t, np.where(esc, n, idx).astype(np.int32)))
+    coder = constriction.stream.stack.AnsCoder()
+    for t, idx in reversed(parts):  # stack: last in, first out
+        coder.encode_reverse(idx, categorical(tables.row(t)))
+    words = coder.get_compressed().astype("<u4").tobytes()
+    esc = write_varints(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+    return struct.pack("<I", len(words) // 4) + words + struct.pack("<I", len(esc)) + esc
+
+
+class ChunkDecoder:
+    """Reads a stream of :func:`encode_chunks` one chunk at a time: ``decode(table_index)`` ->
+    int64 symbols of that shape; ``finish()`` checks that the stream held exactly these chunks.
+    Any malformed input raises CorruptDataError."""
+
+    def __init__(self, data: bytes, tables: TableSet):
+        import constriction
+
+        data = bytes(data)
+        if len(data) < 8:
+            raise CorruptDataError("truncated entropy-coded stream")
+        (n_words,) = struct.unpack_from("<I", data, 0)
+        end = 4 + 4 * n_words
+        if end + 4 > len(data):
+            raise CorruptDataError("truncated entropy-coded stream (ANS words)")
+        (n_esc,) = struct.unpack_from("<I", data, end)
+        if end + 4 + n_esc != len(data):
+            raise CorruptDataError("entropy-coded stream length mismatch")
+        self.tables = tables
+        self._esc, self._esc_pos = data[end + 4 :], 0
+        with corrupt_stream_errors("entropy-coded stream"):
+            self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, "<u4", n_words, 4).astype(np.uint32))
+
+    def decode(self, table_index: np.ndarray) -> np.ndarray:
+        tix_arr = np.asarray(table_index, np.int64)
+        tix = tix_arr.ravel()
+        tables = self.tables
+        if tix.size and (tix.min() < 0 or tix.max() >= tables.count):
+            raise ValueError("table index out of range")
+        out = np.empty(tix.shape, np.int64)
+        esc_pos = []
+        with corrupt_stream_errors("entropy-coded stream"):
+            for t, pos in _groups(tix):
+                idx = np.asarray(self._coder.decode(categorical(tables.row(t)), len(pos)), np.int64)
+                n = int(tables.lengths[t])
+                out[pos] = idx + int(tables.offsets[t])
+                esc_pos.append(pos[idx == n])
+        n_escaped = sum(len(p) for p in esc_pos)
+        if n_escaped > len(self._esc) - self._esc_pos:  # each varint takes at least one byte
+            raise CorruptDataError("corrupt escape stream (too few bytes)")
+        if n_escaped:
+            out[np.concatenate(esc_pos)], self._esc_pos = _read_varints(self._esc, self._esc_pos, n_escaped)
+        return out.reshape(tix_arr.shape)
+
+    def finish(self) -> None:
+        with corrupt_stream_errors("entropy-coded stream"):
+            clean = self._coder.is_empty()
+        if not clean:
+            raise CorruptDataError("corrupt entropy-coded stream (data left over)")
+        if self._esc_pos != len(self._esc):
+            raise CorruptDataError("corrupt escape stream (unexpected bytes)")

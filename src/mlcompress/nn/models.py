@@ -15,6 +15,7 @@ compute must agree bit for bit, or the scale indices (and so the whole stream) w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -117,6 +118,9 @@ class _Decoder(nn.Module):
 
     #: what g_s (and h_s) see in training: "noise" or "round" (entropy.quantize); set by train()
     train_quant = "noise"
+    #: False while g_s is frozen and only the rate trains: training forwards then skip g_s and
+    #: return x_hat None (set by train())
+    synthesis_in_training = True
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
@@ -274,7 +278,155 @@ class MeanScaleHyperprior(_Decoder):
         return float(sum(-torch.log2(v).sum() for v in out["likelihoods"].values()))
 
 
-MODELS = {"factorized": FactorizedPrior, "hyperprior": MeanScaleHyperprior}
+def checkerboard(h: int, w: int, anchors: bool) -> torch.Tensor:
+    """1 x 1 x h x w bool mask of the anchor positions ((row + column) even) or of the others."""
+    i, j = torch.arange(h)[:, None], torch.arange(w)[None, :]
+    return (((i + j) % 2 == 0) == anchors)[None, None]
+
+
+class ContextHyperprior(MeanScaleHyperprior):
+    """The mean-scale hyperprior with a context model that needs no serial decoding: the M latent
+    channels are coded in ``slices`` groups one after another (channel conditioning, Minnen &
+    Singh, "Channel-wise autoregressive entropy models for learned image compression", ICIP 2020,
+    https://arxiv.org/abs/2007.08739), and each group in two checkerboard passes, the anchors
+    ((row + column) even) first and then the rest, which see the decoded anchors around them
+    (He et al., "Checkerboard context model for efficient learned image compression", CVPR 2021,
+    https://arxiv.org/abs/2103.15306)::
+
+        (scales, means) = h_s(z_hat)                          as in the hyperprior
+        for group k, pass p (anchors, then the rest):
+            d = ctx[2k + p](scales_k, means_k, y_hat of groups < k[, anchors of group k])
+            scales_k *= exp(d_scale), means_k += d_mean        at the positions of pass p
+
+    g_a, g_s, h_a and h_s are the hyperprior's, so a trained hyperprior is a starting point; every
+    ctx net ends in a zero-initialised layer, so the untrained context model is exactly that
+    hyperprior, and training it can only refine the entropy parameters. Each pass runs on the
+    latent grid (1/16 of the image side), so the 2 x ``slices`` sequential steps cost little.
+
+    The encoder and the decoder run the same sequence (``_context``) on the same values, single
+    threaded, so they agree bit for bit on every scale index and mean.
+    """
+
+    def __init__(self, N: int = 128, M: int = 192, slices: int = 4):
+        super().__init__(N, M)
+        if M % slices:
+            raise ValueError(f"M={M} is not a multiple of slices={slices}")
+        self.slices = slices
+        k = M // slices
+        hidden = max(M, 2 * k)
+        self.ctx = nn.ModuleList()
+        for s in range(slices):
+            for p in (0, 1):
+                cin = 2 * k + s * k + (k if p else 0)
+                net = nn.Sequential(conv(cin, hidden, 5, 1), nn.LeakyReLU(), conv(hidden, hidden, 1, 1),
+                                    nn.LeakyReLU(), conv(hidden, 2 * k, 1, 1))
+                nn.init.zeros_(net[-1].weight)
+                nn.init.zeros_(net[-1].bias)
+                self.ctx.append(net)
+
+    def _context(self, scales: torch.Tensor, means: torch.Tensor, code) -> tuple:
+        """Run the group-by-group, pass-by-pass sequence from the hyperprior's (scales, means).
+
+        ``code(k, mask, scales_k, means_k)`` returns group k's latents (B x M/slices x h x w) as the
+        decoder will know them, of which only the ``mask`` positions (this pass's) are used.
+        -> (y_hat, scales, means), each B x M x h x w."""
+        k = self.M // self.slices
+        h, w = scales.shape[-2:]
+        masks = (checkerboard(h, w, True), checkerboard(h, w, False))
+        done, out_s, out_m = [], [], []
+        for s in range(self.slices):
+            sc, mu = scales[:, s * k : (s + 1) * k], means[:, s * k : (s + 1) * k]
+            y_s = sc_s = mu_s = None
+            for p in (0, 1):
+                inp = [sc, mu, *done] + ([y_s] if p else [])
+                d_scale, d_mean = self.ctx[2 * s + p](torch.cat(inp, 1)).chunk(2, 1)
+                sc_p, mu_p = sc * torch.exp(d_scale), mu + d_mean
+                v = code(s, masks[p], sc_p, mu_p)
+                if p == 0:
+                    y_s = torch.where(masks[0], v, torch.zeros((), dtype=v.dtype))
+                    sc_s, mu_s = sc_p, mu_p
+                else:
+                    y_s = torch.where(masks[0], y_s, v)
+                    sc_s = torch.where(masks[0], sc_s, sc_p)
+                    mu_s = torch.where(masks[0], mu_s, mu_p)
+            done.append(y_s)
+            out_s.append(sc_s)
+            out_m.append(mu_s)
+        return torch.cat(done, 1), torch.cat(out_s, 1), torch.cat(out_m, 1)
+
+    def _group(self, y: torch.Tensor, s: int) -> torch.Tensor:
+        k = self.M // self.slices
+        return y[:, s * k : (s + 1) * k]
+
+    def forward(self, x: torch.Tensor) -> dict:
+        from ..entropy.quantize import add_noise, round_ste
+
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_hat, z_lik = self.entropy_bottleneck(z, decoder=self.train_quant)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        if self.training:  # the context sees rounded latents (straight-through), as the decoder will
+            y_hat, scales, means = self._context(scales, means, lambda s, m, sc, mu: round_ste(self._group(y, s), mu))
+            y_n = add_noise(y)
+            y_lik = self.gaussian_conditional.likelihood(y_n, scales, means)
+            y_dec = y_n if self.train_quant == "noise" else y_hat
+        else:
+            y_hat, scales, means = self._context(scales, means, lambda s, m, sc, mu: torch.round(self._group(y, s) - mu) + mu)
+            y_lik = self.gaussian_conditional.likelihood(y_hat, scales, means)
+            y_dec = y_hat
+        x_hat = self.g_s(y_dec) if self.synthesis_in_training or not self.training else None
+        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
+
+    @torch.no_grad()
+    def compress_latents(self, lat: tuple) -> dict:
+        from ..entropy.coder import encode_chunks
+
+        y, z = lat
+        z_str = self.entropy_bottleneck.compress(z)
+        z_hat = torch.round(z)
+        chunks = []
+
+        def code(s, mask, sc, mu):
+            q = torch.round(self._group(y, s) - mu)
+            m = mask.expand_as(q)
+            chunks.append((q[m].to(torch.int64).numpy(), self.gaussian_conditional.index(sc[m])))
+            return q + mu
+
+        with single_thread():
+            scales, means = self.h_s(z_hat).chunk(2, 1)
+            self._context(scales, means.contiguous(), code)
+        y_str = encode_chunks(chunks, self.gaussian_conditional.tables.get())
+        return {"strings": [y_str, z_str], "shape": tuple(z.shape[-2:])}
+
+    def _latents(self, strings: list[bytes], shape) -> torch.Tensor:
+        from ..entropy.coder import ChunkDecoder
+
+        z_hat = self.entropy_bottleneck.decompress(strings[1], (1, self.N, *shape))
+        dec = ChunkDecoder(strings[0], self.gaussian_conditional.tables.get())
+
+        def code(s, mask, sc, mu):
+            m = mask.expand_as(mu)
+            q = torch.zeros_like(mu)
+            q[m] = torch.from_numpy(dec.decode(self.gaussian_conditional.index(sc[m])).astype(np.float32))
+            return q + mu
+
+        with single_thread():
+            scales, means = self.h_s(z_hat).chunk(2, 1)
+            y_hat, _, _ = self._context(scales, means.contiguous(), code)
+        dec.finish()
+        return y_hat
+
+    def soft_rd(self, lat: tuple, quantise) -> tuple:
+        y, z = lat
+        z_q = quantise(z)
+        scales, means = self.h_s(z_q).chunk(2, 1)
+        y_q, scales, means = self._context(scales, means, lambda s, m, sc, mu: quantise(self._group(y, s) - mu) + mu)
+        bits = -torch.log2(self.gaussian_conditional.likelihood(y_q, scales, means)).sum()
+        bits = bits - torch.log2(self.entropy_bottleneck.likelihood(z_q)).sum()
+        return self.g_s(y_q), bits
+
+
+MODELS = {"factorized": FactorizedPrior, "hyperprior": MeanScaleHyperprior, "hyperprior-ctx": ContextHyperprior}
 
 
 def build(name: str, N: int, M: int) -> nn.Module:

@@ -130,12 +130,15 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, v
     titles = {
         "hyperprior": "mean-scale hyperprior (Minnen, Ballé, Toderici 2018, mbt2018-mean, no context model)",
         "factorized": "factorized prior (Ballé et al. 2017/2018, bmshj2018-factorized)",
+        "hyperprior-ctx": "mean-scale hyperprior with a channel-group and checkerboard context model "
+                          "(Minnen & Singh 2020, He et al. 2021)",
     }
     lines = [f"# `{arch}` weights: {titles.get(arch, arch)}", ""]
     if recipes:
         r0 = recipes[0]
         lines += [
-            f"Architecture: N={r0['N']}, M={r0['M']}; GDN/IGDN transforms, 4 stride-2 5x5 (transposed) convs.",
+            f"Architecture: N={r0['N']}, M={r0['M']}; GDN/IGDN transforms, 4 stride-2 5x5 (transposed) convs"
+            + ("; context model: 4 channel groups x 2 checkerboard passes (docs/CODECS.md)." if arch == "hyperprior-ctx" else "."),
             f"Training data: {r0['data']} ({r0['data_images']} images), random downscale 0.6-1.0, "
             f"{r0['crop']}x{r0['crop']} crops, horizontal flips, batch {r0['batch']}; loss lambda*255^2*MSE + bpp;",
             "Adam, gradient-norm clip 1.0; CPU only (2 shared cores). Weights stored as float16, entropy",
@@ -148,8 +151,8 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, v
             f = r.get("final_train") or {}
             lines.append(
                 f"| {r['name']} | {r['lambda']} | {_init_text(r)} | {r['steps']} | {_schedule_text(r)} | "
-                f"{r['wall_time_s'] / 60:.0f} min | {f.get('loss', float('nan')):.3f} | {f.get('bpp', float('nan')):.3f} | "
-                f"{f.get('psnr', float('nan')):.2f} |"
+                f"{r['wall_time_s'] / 60:.0f} min | {_num(f.get('loss'), 3)} | {_num(f.get('bpp'), 3)} | "
+                f"{_num(f.get('psnr'), 2)} |"
             )
         lines += _curve_lines(recipes)
     if rows:
@@ -190,6 +193,11 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, v
     return "\n".join(lines)
 
 
+def _num(v, digits: int) -> str:
+    """v to ``digits`` decimals; "-" for a value not measured (None)."""
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
 def _init_text(recipe: dict) -> str:
     stages = recipe.get("stages") or []
     init = (stages[0].get("init") if stages else None) or ({"path": recipe["init"], "step": None} if recipe.get("init") else None)
@@ -207,7 +215,8 @@ def _schedule_text(recipe: dict) -> str:
         if st["to_step"] > st["from_step"]:
             mark = "*" if st.get("note") else ""
             quant = " round" if st.get("quant", "noise") != "noise" else ""
-            parts.append(f"{st['from_step']}-{st['to_step']}: {st['lr']:g}{quant}{mark}")
+            frozen = " (g_a, g_s frozen)" if st.get("freeze") == "transforms" else ""
+            parts.append(f"{st['from_step']}-{st['to_step']}: {st['lr']:g}{quant}{frozen}{mark}")
     return "; ".join(parts) or f"{recipe.get('lr', '')}"
 
 
@@ -218,8 +227,9 @@ def _curve_lines(recipes: list[dict]) -> list[str]:
         return []
     out = ["", "`*`: one entry for runs made before the schedule was recorded (its learning rate is the last run's).",
            "", "### Training curves", "",
-           "Train loss (lambda*255^2*MSE + bpp, on 128x128 crops) at doublings of the step count, mean of the",
-           "last fifth of the steps up to each point; then what the last doubling changed.", "",
+           "Train loss (lambda*255^2*MSE + bpp on the training crops; the bpp alone where g_a and g_s were",
+           "frozen) at doublings of the step count, mean of the last fifth of the steps up to each point; then",
+           "what the last doubling changed.", "",
            ] + train
     fixed = _curve_table(recipes, "fixed_crop_curve")
     if fixed:
@@ -242,8 +252,9 @@ def _curve_table(recipes: list[dict], key: str) -> list[str]:
         at = {p["step"]: p for p in c[:-1]}
         a, b = c[-2], c[-1]
         cells = [f"{at[p]['loss']:.3f}" if p in at else "" for p in points]
-        change = (f"{a['step']}->{b['step']}: loss {100 * (b['loss'] - a['loss']) / a['loss']:+.1f} %, "
-                  f"bpp {b['bpp'] - a['bpp']:+.3f}, PSNR {b['psnr'] - a['psnr']:+.2f} dB")
+        change = f"{a['step']}->{b['step']}: loss {100 * (b['loss'] - a['loss']) / a['loss']:+.1f} %, bpp {b['bpp'] - a['bpp']:+.3f}"
+        if a["psnr"] is not None and b["psnr"] is not None:
+            change += f", PSNR {b['psnr'] - a['psnr']:+.2f} dB"
         out.append(f"| {r['name']} | " + " | ".join(cells) + f" | {b['loss']:.3f} (step {b['step']}) | {change} |")
     return out
 

@@ -81,8 +81,15 @@ def loss_curve(history: list[dict]) -> list[dict]:
     for s in _doublings(history):
         rows = [r for r in history if 0.8 * s < r["step"] <= s]
         if rows:
-            out.append({"step": s, **{k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("loss", "bpp", "psnr")}})
+            out.append({"step": s, **{k: _mean([r[k] for r in rows]) for k in ("loss", "bpp", "psnr")}})
     return out
+
+
+def _mean(values: list) -> float | None:
+    """Mean to 4 decimals of the values that were measured (None: none were, e.g. the PSNR of
+    rate-only training with frozen transforms)."""
+    vals = [v for v in values if v is not None]
+    return round(sum(vals) / len(vals), 4) if vals else None
 
 
 def fixed_crop_curve(evals: list[dict]) -> list[dict]:

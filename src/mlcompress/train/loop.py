@@ -46,19 +46,28 @@ class TrainConfig:
     time_limit_minutes: float | None = None
     clip: float = 1.0
     quant: str = "noise"  # the latent g_s trains on: "noise" or "round" (entropy.quantize)
+    freeze: str = ""  # "transforms": g_a and g_s stay fixed and only the rate trains (FREEZE_MODES)
     eval_every: int = 500  # steps between losses on the fixed crops (0: never)
     eval_crops: int = 8
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
 
+#: what ``--freeze`` can hold fixed: "" (nothing) or "transforms" (g_a and g_s: the distortion
+#: then does not depend on the trained weights, so the loss is the rate alone and g_s is skipped)
+FREEZE_MODES = ("", "transforms")
+
+
 def rd_loss(out: dict, x, lmbda: float) -> dict:
-    """{"loss", "mse", "bpp"} (torch scalars) of a model's forward output against x (B,3,H,W)."""
+    """{"loss", "mse", "bpp"} (torch scalars) of a model's forward output against x (B,3,H,W);
+    an output without x_hat (frozen transforms) gives mse None and the rate as the loss."""
     import torch
 
     b, _, h, w = x.shape
     bits = sum(-torch.log2(v).sum() for v in out["likelihoods"].values())
     bpp = bits / (b * h * w)
+    if out["x_hat"] is None:
+        return {"loss": bpp, "mse": None, "bpp": bpp}
     mse = torch.mean((out["x_hat"] - x) ** 2)
     return {"loss": lmbda * 255**2 * mse + bpp, "mse": mse, "bpp": bpp}
 
@@ -143,6 +152,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     if cfg.quant not in QUANT_MODES:
         raise UsageError(f"quant must be one of {', '.join(QUANT_MODES)}, not {cfg.quant!r}")
+    if cfg.freeze not in FREEZE_MODES:
+        raise UsageError(f"freeze must be one of {', '.join(m for m in FREEZE_MODES if m)}, not {cfg.freeze!r}")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +179,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
         init = {"path": str(cfg.init), "step": init_step}
     stages = (ck.get("stages") or [_legacy_stage(ck)]) if ck is not None else []
     model.train_quant = cfg.quant
+    if cfg.freeze == "transforms":
+        model.g_a.requires_grad_(False)
+        model.g_s.requires_grad_(False)
+        model.synthesis_in_training = False
     model = model.to(memory_format=torch.channels_last).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed, history = 0, 0.0, []
     if ck is not None:
@@ -191,7 +207,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     cfg_dict = asdict(cfg)
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "lambda": cfg.lmbda, "batch": cfg.batch,
                    "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
-                   "quant": cfg.quant, "init": init})
+                   "quant": cfg.quant, "freeze": cfg.freeze, "init": init})
 
     def state():
         stages[-1]["to_step"] = step
@@ -222,7 +238,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             res = rd_loss(model(x), x, cfg.lmbda)
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip or float("inf"))
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or float("inf"))
             if not torch.isfinite(norm):  # skip a non-finite step instead of poisoning the weights
                 skipped += 1
                 if skipped > 100:
@@ -231,7 +247,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             opt.step()
             step += 1
             for k in ("loss", "mse", "bpp"):
-                acc[k] += float(res[k].detach())
+                acc[k] += float(res[k].detach()) if res[k] is not None else math.nan
             acc["n"] += 1
             elapsed = run_start_elapsed + time.monotonic() - start
             if step % 50 == 0 or step == cfg.steps:
@@ -241,7 +257,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 history.append(row)
                 acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
                 if bar is None:
-                    log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {row['psnr']:.2f}")
+                    log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {row['psnr']}")
             if fixed is not None and step % cfg.eval_every == 0:
                 evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
                 if bar is None:
@@ -250,7 +266,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{float(res['loss']):.3f}", bpp=f"{float(res['bpp']):.3f}",
-                                    psnr=f"{_psnr(float(res['mse'])):.2f}", refresh=False)
+                                    psnr=_psnr(res["mse"]), refresh=False)
             if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
                 save_checkpoint(out, state())
                 last_ck = time.monotonic()
@@ -272,6 +288,8 @@ def fixed_crop_loss(model, x, lmbda: float) -> dict:
     (eval mode), leaving the model in training mode."""
     import torch
 
+    from ..metrics import psnr_from_mse
+
     model.eval()
     try:
         with torch.no_grad():
@@ -279,7 +297,7 @@ def fixed_crop_loss(model, x, lmbda: float) -> dict:
     finally:
         model.train()
     return {"loss": round(float(res["loss"]), 5), "bpp": round(float(res["bpp"]), 5),
-            "psnr": round(_psnr(float(res["mse"])), 4)}
+            "psnr": round(psnr_from_mse(float(res["mse"]) * 255**2), 4)}
 
 
 def _log_eval(log, e: dict) -> None:
@@ -311,7 +329,10 @@ def _interrupt_on_sigterm():
     return lambda: signal.signal(signal.SIGTERM, old)
 
 
-def _psnr(mse: float) -> float:
+def _psnr(mse) -> float | None:
+    """PSNR (dB, 2 decimals) of an MSE on 0..1 pixels (float or torch scalar); None where the
+    distortion was not computed (frozen transforms: None or NaN)."""
     from ..metrics import psnr_from_mse
 
-    return psnr_from_mse(mse * 255**2)
+    mse = None if mse is None else float(mse)
+    return None if mse is None or math.isnan(mse) else round(psnr_from_mse(mse * 255**2), 2)

@@ -96,6 +96,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_data, tmp_path)
         assert torch.equal(v, b["model"][k]), k
     assert [e["step"] for e in a["evals"]] == [0, 2, 4, 6]
     assert a["evals"] == b["evals"]  # the fixed-crop losses neither draw random numbers nor differ
+    train(_cfg(tiny_data, tmp_path / "a.pt", 7, resume=True, eval_every=4))
+    assert [e["step"] for e in torch.load(tmp_path / "a.pt", weights_only=False)["evals"]] == [0, 2, 4, 6, 7]
 
 
 def test_fixed_crop_losses_measure_the_rounded_latents_on_the_same_crops_every_time(tiny_data, tmp_path):
@@ -202,8 +204,8 @@ def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_in
     card = (tmp_path / "hyperprior.md").read_text()
     assert "0-3: 0.001; 3-5: 0.0001; 5-6: 0.0001 round" in card and "q3.pt at step 5" in card
     assert "q3 was trained on a test machine." in card
-    assert [e["step"] for e in q3["fixed_crop_curve"]] == [6]
-    assert [e["step"] for e in q1["fixed_crop_curve"]] == [2]  # measured at 0 and 2; step 3 is not a multiple
+    assert [e["step"] for e in q3["fixed_crop_curve"]] == [0, 6]  # the starting point, then the end
+    assert [e["step"] for e in q1["fixed_crop_curve"]] == [0, 3]  # measured at 0, 2 and where the run ended
 
 
 def test_the_card_lists_other_encoders_of_the_weights_from_bench_cells_of_exactly_those_weights(tiny_weights, tmp_path):
@@ -257,6 +259,7 @@ def test_fixed_crop_curve_keeps_the_last_measurement_at_or_before_each_doubling(
     evals = [{"step": s, "loss": 10.0 / s, "bpp": 1.0, "psnr": 30.0} for s in range(300, 5001, 300)]
     assert [e["step"] for e in fixed_crop_curve(evals)] == [300, 900, 1800, 3900, 4800]
     assert fixed_crop_curve([]) == []
+    assert [e["step"] for e in fixed_crop_curve([{**evals[0], "step": 0}] + evals)] == [0, 300, 900, 1800, 3900, 4800]
 
 
 def test_loss_curve_averages_the_last_fifth_before_each_doubling():

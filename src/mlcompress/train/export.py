@@ -94,8 +94,9 @@ def _mean(values: list) -> float | None:
 
 def fixed_crop_curve(evals: list[dict]) -> list[dict]:
     """The loss on the fixed crops at the same doublings: the last measurement at or before each
-    point (its own step is kept)."""
-    out = []
+    point (its own step is kept), after the measurement at step 0 where there is one (the weights
+    a run started from)."""
+    out = [dict(evals[0])] if evals and evals[0]["step"] == 0 else []
     for s in _doublings(evals):
         done = [e for e in evals if e["step"] <= s]
         if done and (not out or out[-1]["step"] != done[-1]["step"]):

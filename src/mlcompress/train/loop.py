@@ -9,7 +9,7 @@ history, so ``resume=True`` continues exactly where it stopped. It also lists th
 that made it: steps, learning rate, lambda and the weights the first one started from; exported
 recipes and model cards show them.
 
-Every ``eval_every`` steps the loop also measures the loss on a fixed set of crops (drawn once
+Every ``eval_every`` steps, and where each run starts and ends, the loop also measures the loss on a fixed set of crops (drawn once
 from the training data with their own seed) through the rounded latents the decoder will see:
 unlike the running train loss, which moves with the crops each step happens to draw, that curve
 shows what more steps buy. The evaluation uses no random numbers, so resuming stays exact.
@@ -270,6 +270,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
                 save_checkpoint(out, state())
                 last_ck = time.monotonic()
+        if fixed is not None and evals[-1]["step"] != step:  # where this run ends (steps or time limit)
+            evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
+            if bar is None:
+                _log_eval(log, evals[-1])
     finally:
         stop()
         if bar is not None:

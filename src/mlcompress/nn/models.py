@@ -261,10 +261,14 @@ class MeanScaleHyperprior(_Decoder):
         y, z = lat
         z_q = quantise(z)
         scales, means = self.h_s(z_q).chunk(2, 1)
-        y_q = quantise(y - means) + means
+        y_q, scales, means = self._soft_y(y, scales, means, quantise)
         bits = -torch.log2(self.gaussian_conditional.likelihood(y_q, scales, means)).sum()
         bits = bits - torch.log2(self.entropy_bottleneck.likelihood(z_q)).sum()
         return self.g_s(y_q), bits
+
+    def _soft_y(self, y, scales, means, quantise) -> tuple:
+        """(y rounded by ``quantise`` relative to the means, scales, means) for soft_rd."""
+        return quantise(y - means) + means, scales, means
 
     def _latents(self, strings: list[bytes], shape) -> torch.Tensor:
         z_hat = self.entropy_bottleneck.decompress(strings[1], (1, self.N, *shape))
@@ -330,12 +334,11 @@ class ContextHyperprior(MeanScaleHyperprior):
         ``code(k, mask, scales_k, means_k)`` returns group k's latents (B x M/slices x h x w) as the
         decoder will know them, of which only the ``mask`` positions (this pass's) are used.
         -> (y_hat, scales, means), each B x M x h x w."""
-        k = self.M // self.slices
         h, w = scales.shape[-2:]
         masks = (checkerboard(h, w, True), checkerboard(h, w, False))
         done, out_s, out_m = [], [], []
         for s in range(self.slices):
-            sc, mu = scales[:, s * k : (s + 1) * k], means[:, s * k : (s + 1) * k]
+            sc, mu = self._group(scales, s), self._group(means, s)
             y_s = sc_s = mu_s = None
             for p in (0, 1):
                 inp = [sc, mu, *done] + ([y_s] if p else [])
@@ -416,14 +419,8 @@ class ContextHyperprior(MeanScaleHyperprior):
         dec.finish()
         return y_hat
 
-    def soft_rd(self, lat: tuple, quantise) -> tuple:
-        y, z = lat
-        z_q = quantise(z)
-        scales, means = self.h_s(z_q).chunk(2, 1)
-        y_q, scales, means = self._context(scales, means, lambda s, m, sc, mu: quantise(self._group(y, s) - mu) + mu)
-        bits = -torch.log2(self.gaussian_conditional.likelihood(y_q, scales, means)).sum()
-        bits = bits - torch.log2(self.entropy_bottleneck.likelihood(z_q)).sum()
-        return self.g_s(y_q), bits
+    def _soft_y(self, y, scales, means, quantise) -> tuple:
+        return self._context(scales, means, lambda s, m, sc, mu: quantise(self._group(y, s) - mu) + mu)
 
 
 MODELS = {"factorized": FactorizedPrior, "hyperprior": MeanScaleHyperprior, "hyperprior-ctx": ContextHyperprior}

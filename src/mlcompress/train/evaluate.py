@@ -127,6 +127,8 @@ def variant_rows(arch: str, levels, cells: str | Path, images: int, weights_dir:
 
 def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, variants: list[dict] = ()) -> str:
     """Markdown model card: architecture, training recipe per level, measured Kodak numbers."""
+    from ..bench.report import _fmt
+
     titles = {
         "hyperprior": "mean-scale hyperprior (Minnen, Ballé, Toderici 2018, mbt2018-mean, no context model)",
         "factorized": "factorized prior (Ballé et al. 2017/2018, bmshj2018-factorized)",
@@ -151,8 +153,8 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, v
             f = r.get("final_train") or {}
             lines.append(
                 f"| {r['name']} | {r['lambda']} | {_init_text(r)} | {r['steps']} | {_schedule_text(r)} | "
-                f"{r['wall_time_s'] / 60:.0f} min | {_num(f.get('loss'), 3)} | {_num(f.get('bpp'), 3)} | "
-                f"{_num(f.get('psnr'), 2)} |"
+                f"{r['wall_time_s'] / 60:.0f} min | {_fmt(f.get('loss'), '.3f', '-')} | {_fmt(f.get('bpp'), '.3f', '-')} | "
+                f"{_fmt(f.get('psnr'), '.2f', '-')} |"
             )
         lines += _curve_lines(recipes)
     if rows:
@@ -191,11 +193,6 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, v
                          f"{r['encode_s']:.1f} | {r['decode_s']:.2f} | {cls} |")
     lines += ["", f"Measured with: `{command}`", ""]
     return "\n".join(lines)
-
-
-def _num(v, digits: int) -> str:
-    """v to ``digits`` decimals; "-" for a value not measured (None)."""
-    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def _init_text(recipe: dict) -> str:

@@ -9,8 +9,9 @@ history, so ``resume=True`` continues exactly where it stopped. It also lists th
 that made it: steps, learning rate, lambda and the weights the first one started from; exported
 recipes and model cards show them.
 
-Every ``eval_every`` steps, and where each run starts and ends, the loop also measures the loss on a fixed set of crops (drawn once
-from the training data with their own seed) through the rounded latents the decoder will see:
+Every ``eval_every`` steps, and where each run starts and ends, the loop also measures the loss
+on a fixed set of crops (drawn once from the training data with their own seed) through the
+rounded latents the decoder will see:
 unlike the running train loss, which moves with the crops each step happens to draw, that curve
 shows what more steps buy. The evaluation uses no random numbers, so resuming stays exact.
 """
@@ -257,7 +258,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 history.append(row)
                 acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
                 if bar is None:
-                    log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {row['psnr']}")
+                    log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {_db(row['psnr'])}")
             if fixed is not None and step % cfg.eval_every == 0:
                 evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
                 if bar is None:
@@ -266,7 +267,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{float(res['loss']):.3f}", bpp=f"{float(res['bpp']):.3f}",
-                                    psnr=_psnr(res["mse"]), refresh=False)
+                                    psnr=_db(_psnr(res["mse"])), refresh=False)
             if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
                 save_checkpoint(out, state())
                 last_ck = time.monotonic()
@@ -292,8 +293,6 @@ def fixed_crop_loss(model, x, lmbda: float) -> dict:
     (eval mode), leaving the model in training mode."""
     import torch
 
-    from ..metrics import psnr_from_mse
-
     model.eval()
     try:
         with torch.no_grad():
@@ -301,7 +300,7 @@ def fixed_crop_loss(model, x, lmbda: float) -> dict:
     finally:
         model.train()
     return {"loss": round(float(res["loss"]), 5), "bpp": round(float(res["bpp"]), 5),
-            "psnr": round(psnr_from_mse(float(res["mse"]) * 255**2), 4)}
+            "psnr": round(_psnr(res["mse"]), 4)}
 
 
 def _log_eval(log, e: dict) -> None:
@@ -334,9 +333,13 @@ def _interrupt_on_sigterm():
 
 
 def _psnr(mse) -> float | None:
-    """PSNR (dB, 2 decimals) of an MSE on 0..1 pixels (float or torch scalar); None where the
-    distortion was not computed (frozen transforms: None or NaN)."""
+    """PSNR (dB) of an MSE on 0..1 pixels (float or torch scalar); None where the distortion was
+    not computed (frozen transforms: None or NaN)."""
     from ..metrics import psnr_from_mse
 
     mse = None if mse is None else float(mse)
-    return None if mse is None or math.isnan(mse) else round(psnr_from_mse(mse * 255**2), 2)
+    return None if mse is None or math.isnan(mse) else psnr_from_mse(mse * 255**2)
+
+
+def _db(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"

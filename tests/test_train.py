@@ -171,6 +171,21 @@ def test_cli_train_and_export_run_end_to_end(tiny_data, tmp_path):
     assert (tmp_path / "factorized-q2.safetensors").is_file()
 
 
+@pytest.mark.parametrize("model, args, named", [
+    ("factorized", ["--lambda", "0.01", "--steps", "5", "--max-steps", "1"], "--max-steps"),
+    ("hyperprior-ctx", ["--lambda", "0.01", "--steps", "5", "--epochs", "2", "--val-split", "0.1"], "--epochs, --val-split"),
+    ("cae-thesis", ["--lambda", "0.01", "--quant", "round"], "--lambda, --quant"),
+])
+def test_cli_train_refuses_options_the_model_does_not_read_before_any_work(model, args, named, tiny_data, tmp_path, capsys):
+    from mlcompress.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", model, "--data", str(tiny_data), "--out", str(out), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"does not take {named}" in err
+    assert not out.exists()
+
+
 def test_publish_exports_every_level_and_writes_a_model_card(tiny_data, tmp_path):
     from mlcompress.train.evaluate import publish
 

@@ -357,7 +357,7 @@ def _train_learned(args) -> int:
         N=args.N or d.N, M=args.M or d.M, batch=args.batch or d.batch, crop=args.crop or d.crop,
         lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
         resume=args.resume, init=args.init, checkpoint_minutes=args.checkpoint_minutes,
-        time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant, freeze=args.freeze or "",
+        time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant or d.quant, freeze=args.freeze or "",
         eval_every=d.eval_every if args.eval_every is None else args.eval_every,
     )
     res = train(cfg)
@@ -370,10 +370,23 @@ TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hype
             "hyperprior-ctx": _train_learned}
 
 
+#: options that only one kind of trainer reads (argparse dest -> flag); given to the other kind
+#: they are refused rather than silently ignored
+_CAE_ONLY = {"epochs": "--epochs", "val_split": "--val-split", "max_steps": "--max-steps"}
+_LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init", "N": "--N",
+              "M": "--M", "crop": "--crop", "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
+              "time_limit": "--time-limit"}
+
+
 def cmd_train(args) -> int:
     trainer = TRAINERS.get(args.model)
     if trainer is None:
         raise UsageError(f"unknown model {args.model!r}; trainable models: {', '.join(sorted(TRAINERS))}")
+    foreign = _LOOP_ONLY if trainer is _train_cae_thesis else _CAE_ONLY
+    given = [flag for dest, flag in foreign.items() if getattr(args, dest) not in (None, False)]
+    if given:
+        hint = "" if trainer is _train_cae_thesis else " (--steps is the total step count)"
+        raise UsageError(f"train {args.model} does not take {', '.join(given)}{hint}")
     return trainer(args)
 
 
@@ -458,13 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (e.g. cae-thesis) and write its weights")
     t.add_argument("model", help="model to train: " + ", ".join(sorted(TRAINERS)))
     t.add_argument("--data", help="training images (cae-thesis: ../shared/data/cifar10)")
-    t.add_argument("--epochs", type=int)
+    t.add_argument("--epochs", type=int, help="cae-thesis: epochs (default 50)")
     t.add_argument("--batch", type=int)
     t.add_argument("--lr", type=float)
-    t.add_argument("--val-split", type=float)
+    t.add_argument("--val-split", type=float, help="cae-thesis: validation share (default 0.05)")
     t.add_argument("--seed", type=int)
     t.add_argument("--threads", type=int, help="torch threads (default 1)")
-    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    t.add_argument("--max-steps", type=int, help="cae-thesis: stop after this many optimiser steps")
     t.add_argument("--out", help="output folder (default checkpoints/MODEL)")
     t.add_argument("--quiet", action="store_true")
     # factorized / hyperprior (train/loop.py)
@@ -475,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--N", type=int, help="factorized/hyperprior: transform channels (default 64)")
     t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96)")
     t.add_argument("--crop", type=int, help="factorized/hyperprior: crop size (default 128)")
-    t.add_argument("--quant", choices=QUANT_MODES, default="noise",
+    t.add_argument("--quant", choices=QUANT_MODES,
                    help="factorized/hyperprior: the latent the decoder trains on: noisy (default) or rounded "
                         "with a straight-through gradient (the rate always uses the noisy one)")
     t.add_argument("--freeze", choices=["transforms"],
@@ -484,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int,
                    help="factorized/hyperprior: steps between losses on fixed crops (default 500; 0: never)")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many minutes")
+    t.add_argument("--time-limit", type=float,
+                   help="factorized/hyperprior: stop (and checkpoint) after this many minutes")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("demo", help="compress scikit-image's astronaut photo and compare with JPEG")

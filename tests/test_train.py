@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -124,7 +126,6 @@ def test_an_existing_checkpoint_is_not_overwritten_without_resume(tiny_data, tmp
 
 
 def test_export_writes_weights_and_recipe_that_the_codec_loads(tiny_data, tmp_path):
-    import json
 
     from mlcompress.codecs.learned import load_model
     from mlcompress.train.export import export
@@ -224,7 +225,6 @@ def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_in
 
 
 def test_the_card_lists_other_encoders_of_the_weights_from_bench_cells_of_exactly_those_weights(tiny_weights, tmp_path):
-    import json
 
     from mlcompress import registry
     from mlcompress.train.evaluate import model_card, variant_rows
@@ -252,6 +252,24 @@ def test_the_card_lists_other_encoders_of_the_weights_from_bench_cells_of_exactl
     assert variant_rows("hyperprior", [3], path, images=3, weights_dir=tiny_weights) == []
     card = model_card("hyperprior", [], [], "test", rows)
     assert "| hyperprior-sga | q3 | 0.6000 | 30.00 | 20.0 | 0.50 |" in card
+
+
+def test_classical_psnr_at_bpp_reads_the_last_measurement_of_each_cell_and_only_complete_levels(tmp_path):
+    from mlcompress.train.evaluate import classical_at
+
+    def cell(image, quality, bpp, psnr):
+        return {"codec": "jpeg", "quality": quality, "image": image, "image_sha256": image, "bpp": bpp,
+                "psnr": psnr, "error": None, "weights": ""}
+
+    cells = [cell("a", 50, 9.0, 99.0), cell("a", 50, 0.4, 30.0), cell("b", 50, 0.6, 32.0),  # a measured twice
+             cell("a", 90, 1.0, 36.0), cell("b", 90, 1.0, 38.0), cell("a", 70, 0.1, 10.0)]  # q70: 1 of 2 images
+    path = tmp_path / "cells.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in cells))
+    rows = [{"bpp": 0.75}, {"bpp": 0.2}]
+    classical_at(rows, path, images=2)
+    assert rows[0]["jpeg_psnr_at_bpp"] == pytest.approx(34.0)  # halfway between (0.5, 31) and (1.0, 37)
+    assert rows[1]["jpeg_psnr_at_bpp"] is None  # below the measured curve
+    assert "webp_psnr_at_bpp" not in rows[0]  # not measured
 
 
 def test_the_card_shows_the_fixed_crop_curve_beside_the_train_loss_curve():
@@ -289,7 +307,6 @@ def test_loss_curve_averages_the_last_fifth_before_each_doubling():
 def test_reexporting_keeps_a_file_with_the_same_weights_in_another_header_order(tmp_path):
     """Weights exported before headers were canonical keep their bytes (and the hash that .mlc
     files record); different weights are written."""
-    import json
     import struct
 
     from mlcompress.nn.models import build

@@ -80,15 +80,17 @@ def _kodak_rd(codec, qualities, folder) -> list[dict]:
     return rows
 
 
-def classical_at(rows: list[dict], cells: str | Path, codecs=("jpeg", "webp", "avif")) -> None:
-    """Add ``<codec>_psnr_at_bpp`` to each row from a bench cells.jsonl (mean curve, interpolated)."""
+def classical_at(rows: list[dict], cells: str | Path, images: int, codecs=("jpeg", "webp", "avif")) -> None:
+    """Add ``<codec>_psnr_at_bpp`` to each row from a bench cells.jsonl (mean curve over the levels
+    measured on all ``images`` images, interpolated; None outside it)."""
+    from ..bench.runner import load_cells
+
     per: dict = {}
-    for line in Path(cells).read_text().splitlines():
-        r = json.loads(line)
-        if r.get("error") is None and r["codec"] in codecs:
-            per.setdefault(r["codec"], {}).setdefault(r["quality"], []).append((r["bpp"], r["psnr"]))
+    for c in load_cells(Path(cells)).values():  # successful cells, the last measurement of each wins
+        if c.codec in codecs:
+            per.setdefault(c.codec, {}).setdefault(c.quality, []).append((c.bpp, c.psnr))
     for codec, by_q in per.items():
-        pts = sorted((np.mean([b for b, _ in v]), np.mean([p for _, p in v])) for v in by_q.values() if len(v) == 24)
+        pts = sorted(tuple(np.mean(v, axis=0)) for v in by_q.values() if len(v) == images)
         if len(pts) < 2:
             continue
         xs, ys = np.array(pts).T
@@ -278,9 +280,9 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
     rows = kodak_rd(arch, levels, kodak_dir, out_dir) if kodak_dir else []
     variants = []
     if rows and cells and Path(cells).is_file():
-        classical_at(rows, cells)
+        classical_at(rows, cells, rows[0]["images"])
         variants = variant_rows(arch, levels, cells, rows[0]["images"], out_dir)
-        classical_at(variants, cells)
+        classical_at(variants, cells, rows[0]["images"])
     card = model_card(arch, rows, recipes, command, variants)
     notes = runs_dir / "NOTES.md"
     if notes.is_file():  # what the run folder's owner knows that the checkpoints do not record

@@ -117,6 +117,28 @@ def test_fixed_crop_losses_measure_the_rounded_latents_on_the_same_crops_every_t
     assert [e["step"] for e in ck["evals"]] == [0, 2] and ck["evals"][1]["loss"] > 0
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_training_on_cuda_without_a_gpu_is_refused_before_any_work(tiny_data, tmp_path):
+    from mlcompress.errors import UsageError
+
+    with pytest.raises(UsageError, match="no CUDA device"):
+        train(_cfg(tiny_data, tmp_path / "c.pt", 2, device="cuda"))
+    assert not (tmp_path / "c.pt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("arch", ["hyperprior", "hyperprior-ctx"])
+def test_a_run_trained_on_cuda_checkpoints_cpu_tensors_and_resumes_on_the_cpu(arch, tiny_data, tmp_path):
+    from mlcompress.train.loop import load_checkpoint
+
+    ck = tmp_path / "g.pt"
+    train(_cfg(tiny_data, ck, 3, model=arch, device="cuda"))
+    state = load_checkpoint(ck)
+    assert state["step"] == 3 and all(v.device.type == "cpu" for v in state["model"].values())
+    res = train(_cfg(tiny_data, ck, 5, model=arch, resume=True))
+    assert res["step"] == 5 and np.isfinite(res["last"]["loss"])
+
+
 def test_an_existing_checkpoint_is_not_overwritten_without_resume(tiny_data, tmp_path):
     from mlcompress.errors import UsageError
 

@@ -358,7 +358,7 @@ def _train_learned(args) -> int:
         lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
         resume=args.resume, init=args.init, checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant or d.quant, freeze=args.freeze or "",
-        eval_every=d.eval_every if args.eval_every is None else args.eval_every,
+        eval_every=d.eval_every if args.eval_every is None else args.eval_every, device=args.device or d.device,
     )
     res = train(cfg)
     print(f"stopped at step {res['step']} after {res['elapsed']:.0f} s; checkpoint {args.out}: {res['last']}")
@@ -375,7 +375,7 @@ TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hype
 _CAE_ONLY = {"epochs": "--epochs", "val_split": "--val-split", "max_steps": "--max-steps"}
 _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init", "N": "--N",
               "M": "--M", "crop": "--crop", "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
-              "time_limit": "--time-limit"}
+              "time_limit": "--time-limit", "device": "--device"}
 
 
 def cmd_train(args) -> int:
@@ -496,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. a hyperprior-ctx context model on a trained hyperprior)")
     t.add_argument("--eval-every", type=int,
                    help="factorized/hyperprior: steps between losses on fixed crops (default 500; 0: never)")
+    t.add_argument("--device", choices=["cpu", "cuda"],
+                   help="factorized/hyperprior: train on the CPU (default) or a CUDA GPU; checkpoints resume on either")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--time-limit", type=float,
                    help="factorized/hyperprior: stop (and checkpoint) after this many minutes")

@@ -282,9 +282,9 @@ class MeanScaleHyperprior(_Decoder):
         return float(sum(-torch.log2(v).sum() for v in out["likelihoods"].values()))
 
 
-def checkerboard(h: int, w: int, anchors: bool) -> torch.Tensor:
+def checkerboard(h: int, w: int, anchors: bool, device=None) -> torch.Tensor:
     """1 x 1 x h x w bool mask of the anchor positions ((row + column) even) or of the others."""
-    i, j = torch.arange(h)[:, None], torch.arange(w)[None, :]
+    i, j = torch.arange(h, device=device)[:, None], torch.arange(w, device=device)[None, :]
     return (((i + j) % 2 == 0) == anchors)[None, None]
 
 
@@ -335,7 +335,7 @@ class ContextHyperprior(MeanScaleHyperprior):
         decoder will know them, of which only the ``mask`` positions (this pass's) are used.
         -> (y_hat, scales, means), each B x M x h x w."""
         h, w = scales.shape[-2:]
-        masks = (checkerboard(h, w, True), checkerboard(h, w, False))
+        masks = (checkerboard(h, w, True, scales.device), checkerboard(h, w, False, scales.device))
         done, out_s, out_m = [], [], []
         for s in range(self.slices):
             sc, mu = self._group(scales, s), self._group(means, s)

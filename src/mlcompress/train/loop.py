@@ -51,12 +51,17 @@ class TrainConfig:
     eval_every: int = 500  # steps between losses on the fixed crops (0: never)
     eval_crops: int = 8
     progress: bool = True
+    device: str = "cpu"  # where the model trains: "cpu" or "cuda" (DEVICES)
     extra: dict = field(default_factory=dict)
 
 
 #: what ``--freeze`` can hold fixed: "" (nothing) or "transforms" (g_a and g_s: the distortion
 #: then does not depend on the trained weights, so the loss is the rate alone and g_s is skipped)
 FREEZE_MODES = ("", "transforms")
+
+#: where ``--device`` can train. Checkpoints hold CPU tensors either way, so a run can resume on
+#: the other; resuming is exact on the CPU (CUDA kernels may not be deterministic)
+DEVICES = ("cpu", "cuda")
 
 
 def rd_loss(out: dict, x, lmbda: float) -> dict:
@@ -153,6 +158,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     if cfg.quant not in QUANT_MODES:
         raise UsageError(f"quant must be one of {', '.join(QUANT_MODES)}, not {cfg.quant!r}")
+    if cfg.device not in DEVICES:
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {cfg.device!r}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available to this torch")
     if cfg.freeze not in FREEZE_MODES:
         raise UsageError(f"freeze must be one of {', '.join(m for m in FREEZE_MODES if m)}, not {cfg.freeze!r}")
     torch.set_num_threads(cfg.threads)
@@ -184,7 +193,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         model.g_a.requires_grad_(False)
         model.g_s.requires_grad_(False)
         model.synthesis_in_training = False
-    model = model.to(memory_format=torch.channels_last).train()
+    model = model.to(device=cfg.device, memory_format=torch.channels_last).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -196,10 +205,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
             g["lr"] = cfg.lr
         rng.bit_generator.state = ck["numpy_rng"]
         torch.set_rng_state(ck["torch_rng"])
+        if cfg.device == "cuda" and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ck["cuda_rng"])
         step, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
 
     data = CropSampler(cfg.data, cfg.crop)
     fixed = to_tensor(data.batch(np.random.default_rng(FIXED_CROPS_SEED), cfg.eval_crops)) if cfg.eval_every else None
+    if fixed is not None:
+        fixed = fixed.to(cfg.device)
     evals = ck.get("evals", []) if ck is not None else []
     if fixed is not None and (not evals or evals[-1]["step"] != step):  # where this run starts from
         evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
@@ -214,8 +227,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
         stages[-1]["to_step"] = step
         return {
             "stages": stages,
-            "config": cfg_dict, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "config": cfg_dict, "model": _to_cpu(model.state_dict()), "optimizer": _to_cpu(opt.state_dict()),
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if cfg.device == "cuda" else None,
             "step": step, "elapsed": elapsed, "history": history, "data_images": len(data),
             "evals": evals,
         }
@@ -235,7 +249,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         while step < cfg.steps:
             if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:
                 break
-            x = to_tensor(data.batch(rng, cfg.batch))
+            x = to_tensor(data.batch(rng, cfg.batch)).to(cfg.device, non_blocking=True)
             res = rd_loss(model(x), x, cfg.lmbda)
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
@@ -282,6 +296,19 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if step > 0:
             save_checkpoint(out, state())
     return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
+
+
+def _to_cpu(obj):
+    """A copy of a (nested) state dict with every tensor on the CPU (itself where all are)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 #: seed of the fixed evaluation crops, apart from the training seed so every run sees the same ones

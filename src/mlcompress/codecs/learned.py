@@ -224,7 +224,7 @@ class _Refining:
     """Mixin for an encoder with per-image latent refinement (nn.refine) that writes the files of
     the codec it extends (``format_name``): any decoder of that codec reads them."""
 
-    refine_steps = 50
+    refine_steps = 100
 
     def weights_tag(self, quality) -> str:
         # the bytes depend on the refinement as much as on the weights: benchmark caches key on both

@@ -54,8 +54,11 @@ def refine(model, x: torch.Tensor, lmbda: float, steps: int, lr: float = 0.04, s
         if steps <= 0:
             return model.latents(x)
         # a private copy in channels_last memory order (about 25 % faster here); the caller's
-        # model, whose hyper-synthesis must match the decoder's bit for bit, is left as it is
+        # model, whose hyper-synthesis must match the decoder's bit for bit, is left as it is.
+        # A context model's small 5x5 nets on the latent grid run faster in the default order
         work = copy.deepcopy(model).requires_grad_(False).to(memory_format=torch.channels_last)
+        if hasattr(work, "ctx"):
+            work.ctx.to(memory_format=torch.contiguous_format)
         x = x.contiguous(memory_format=torch.channels_last)
         lat = [t.clone().requires_grad_(True) for t in work.latents(x)]
         opt = torch.optim.Adam(lat, lr=lr)

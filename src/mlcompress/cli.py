@@ -411,6 +411,7 @@ def cmd_export(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .entropy.quantize import QUANT_MODES  # no torch at import
+    from .train.loop import DEVICES  # no torch at import
 
     p = _Parser(prog="mlcompress", description="Image compression with machine-learning methods.")
     p.add_argument("--version", action="version", version=f"mlcompress {__version__}")
@@ -496,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. a hyperprior-ctx context model on a trained hyperprior)")
     t.add_argument("--eval-every", type=int,
                    help="factorized/hyperprior: steps between losses on fixed crops (default 500; 0: never)")
-    t.add_argument("--device", choices=["cpu", "cuda"],
+    t.add_argument("--device", choices=DEVICES,
                    help="factorized/hyperprior: train on the CPU (default) or a CUDA GPU; checkpoints resume on either")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--time-limit", type=float,

@@ -8,7 +8,6 @@ at the same bpp, interpolated on their mean RD curve from a bench cells.jsonl (b
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -280,9 +279,8 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
     rows = kodak_rd(arch, levels, kodak_dir, out_dir) if kodak_dir else []
     variants = []
     if rows and cells and Path(cells).is_file():
-        classical_at(rows, cells, rows[0]["images"])
         variants = variant_rows(arch, levels, cells, rows[0]["images"], out_dir)
-        classical_at(variants, cells, rows[0]["images"])
+        classical_at([*rows, *variants], cells, rows[0]["images"])
     card = model_card(arch, rows, recipes, command, variants)
     notes = runs_dir / "NOTES.md"
     if notes.is_file():  # what the run folder's owner knows that the checkpoints do not record

@@ -228,3 +228,20 @@ def test_speeds_below_one_megapixel_per_second_keep_two_significant_digits():
     from mlcompress.bench.report import _mps
 
     assert [_mps(v) for v in (0.0137, 0.46, 1.04, 104.5, float("nan"))] == ["0.014", "0.46", "1.0", "104.5", "n/a"]
+
+
+def test_bench_worker_processes_time_codecs_on_one_blas_thread_and_one_torch_thread():
+    # numpy's BLAS starts a thread per core, so --jobs 2 would otherwise oversubscribe the cores
+    import subprocess
+    import sys
+
+    code = ("from mlcompress.bench.runner import _worker_init; _worker_init()\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}))\n"
+            "import importlib.util\n"
+            "if importlib.util.find_spec('torch'):\n"
+            "    import torch; print(torch.get_num_threads())\n"
+            "else:\n"
+            "    print(1)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[1]", "1"]

@@ -231,3 +231,46 @@ def test_shipped_quality_levels_trade_more_bits_for_more_psnr_on_a_kodak_crop(ar
     assert all(b[0] > a[0] and b[1] > a[1] for a, b in zip(points, points[1:])), points
     flat = np.full_like(img, int(img.mean()))
     assert points[0][1] > psnr(img, flat) + 5
+
+
+def _without_filter(data: bytes, version: int = 2) -> tuple[bytes, int]:
+    """The file with its post-filter block replaced by 'no filter' (layout 2) or dropped (layout 1),
+    and the block's length."""
+    from mlcompress import postfilter
+
+    c = mlc.unpack(data)
+    count, pos = c.payload[1], 2
+    for _ in range(count):
+        pos += 4 + int.from_bytes(c.payload[pos : pos + 4], "little")
+    _, end = postfilter.unpack(c.payload, pos)
+    assert end == len(c.payload)  # the block ends the payload
+    payload = bytes([version]) + c.payload[1:pos] + (b"\x00" if version == 2 else b"")
+    return mlc.pack(mlc.Container(c.codec, c.width, c.height, c.channels, payload, c.params, c.model,
+                                  c.weights_hash)), end - pos
+
+
+def test_layout_1_files_without_a_post_filter_still_decode(codec, rng):
+    img = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    data = codec.encode(img, 3)
+    v1, _ = _without_filter(data, version=1)
+    v2, _ = _without_filter(data, version=2)
+    assert np.array_equal(codec.decode(v1), codec.decode(v2))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_shipped_codecs_post_filter_raises_psnr_for_more_than_its_bytes(arch, kodak_images):
+    from mlcompress.codecs.learned import LAMBDAS
+    from mlcompress.metrics import psnr
+
+    _shipped(arch)
+    codec = registry.get(arch)
+    img = np.ascontiguousarray(kodak_images[1][128:384, 128:512])  # kodim07, 384x256
+    data = codec.encode(img, 3)
+    plain, block = _without_filter(data)
+    assert block > 1  # a filter was chosen
+    filtered, unfiltered = codec.decode(data), codec.decode(plain)
+    gain_db = psnr(img, filtered) - psnr(img, unfiltered)
+    mse = [np.mean((img.astype(np.float64) - y) ** 2) for y in (filtered, unfiltered)]
+    # the level's own trade-off: lambda * MSE against the filter's bits per pixel
+    assert LAMBDAS[2] * (mse[1] - mse[0]) > 8 * (block - 1) / (img.shape[0] * img.shape[1])
+    assert gain_db > 0.05, gain_db

@@ -271,8 +271,11 @@ def _tags(p: Plan, name: str, qualities: list) -> dict:
 
 
 def _worker_init() -> None:
-    """Worker processes use one torch thread each, so --jobs N uses N cores."""
+    """Worker processes use one torch thread and one BLAS thread each, so --jobs N uses N cores."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # numpy was imported before this ran; the limit holds for the process
     try:
         import torch
 
@@ -365,7 +368,9 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
         try:
             items = list(tasks.items())
             if jobs == 1:
-                with _one_torch_thread():
+                from threadpoolctl import threadpool_limits
+
+                with _one_torch_thread(), threadpool_limits(1):
                     for (path, name), qs in items:
                         bar.set_postfix_str(f"{name} {Path(path).name}", refresh=False)
                         take(measure_task(path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs)))

@@ -8,9 +8,10 @@ fewer levels than the table has; the others are refused as not installed).
 
 Payload (docs/CODECS.md, "Learned codecs"), little-endian::
 
-    u8   layout version (1)
+    u8   layout version (2; version 1 files, without the post-filter block, still decode)
     u8   stream count S (1 for factorized: y; 2 for hyperprior: y, z)
     S x  (u32 length, bytes)   entropy-coded streams (mlcompress.entropy.coder layout)
+    post-filter block (mlcompress.postfilter; one zero byte when the encoder chose none)
 
 The latent shapes are not stored: they follow from the container's width and height (padded
 up to the model's multiple, 16 or 64, by edge replication). Grey images are coded as RGB and
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import container as mlc
+from .. import postfilter
 from ..errors import CorruptDataError, ModelMismatchError, UnsupportedError
 from ..registry import register
 from .base import Encoded, NativeCodec
@@ -36,7 +38,9 @@ from .base import Encoded, NativeCodec
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: lambda of each quality level (index 1..6), shared by both learned codecs
 LAMBDAS = (0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932)
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+#: the layouts the decoder reads (1: written before the post-filter existed)
+LAYOUT_VERSIONS = (1, 2)
 #: largest (padded) image the refining encoders take: their backward pass holds every layer's
 #: activations, about 0.7 GB per megapixel for N=64 (2.7 GB measured at 2048 x 2048)
 REFINE_MAX_PIXELS = 4 << 20
@@ -87,8 +91,9 @@ class _Learned(NativeCodec):
         return have or tuple(levels)
 
     def weights_tag(self, quality) -> str:
+        # the bytes depend on the weights and on the payload layout (the post-filter's choice)
         path = weights_path(self.model_name(self.check_quality(quality)), self._dir())
-        return weights_hash(path).hex()[:16] if path.is_file() else ""
+        return f"{weights_hash(path).hex()[:16]}-v{LAYOUT_VERSION}" if path.is_file() else ""
 
     def model_name(self, quality: int) -> str:
         return f"{self.arch}-q{int(quality)}"
@@ -137,6 +142,9 @@ class _Learned(NativeCodec):
         out = bytearray(struct.pack("<BB", LAYOUT_VERSION, len(enc["strings"])))
         for s in enc["strings"]:
             out += struct.pack("<I", len(s)) + s
+        # the post-filter is fitted on exactly what the decoder will reconstruct
+        decoded = self._reconstruct(model, enc["strings"], x.shape[-2], x.shape[-1])[:h, :w]
+        out += postfilter.pack(postfilter.fit(rgb[:h, :w], decoded, LAMBDAS[int(quality) - 1]))
         return Encoded(bytes(out), {"quality": int(quality)}, model=name, weights_hash=digest)
 
     # ------------------------------------------------------------------ decode
@@ -154,11 +162,18 @@ class _Learned(NativeCodec):
             raise ModelMismatchError(f"file needs model {name!r}, whose weights are not installed")
         return load_model(path)[1]
 
-    def _streams(self, payload: bytes) -> list[bytes]:
+    def _reconstruct(self, model, strings: list[bytes], hp: int, wp: int) -> np.ndarray:
+        """The decoder's padded HxWx3 uint8 reconstruction of the streams, before the post-filter."""
+        import torch
+
+        with torch.no_grad():
+            return model.decompress_uint8(strings, self.latent_shape(hp, wp))
+
+    def _streams(self, payload: bytes) -> tuple[list[bytes], postfilter.Filter | None]:
         if len(payload) < 2:
             raise CorruptDataError("truncated learned-codec payload")
         version, count = payload[0], payload[1]
-        if version != LAYOUT_VERSION:
+        if version not in LAYOUT_VERSIONS:
             raise CorruptDataError(f"unknown learned-codec payload layout {version}")
         if count != self.streams:
             raise CorruptDataError(f"payload has {count} streams, {self.name} needs {self.streams}")
@@ -172,22 +187,22 @@ class _Learned(NativeCodec):
                 raise CorruptDataError("truncated learned-codec payload (stream)")
             out.append(payload[pos : pos + n])
             pos += n
+        filt = None
+        if version >= 2:
+            filt, pos = postfilter.unpack(payload, pos)
         if pos != len(payload):
             raise CorruptDataError("trailing bytes in learned-codec payload")
-        return out
+        return out, filt
 
     def decode_payload(self, c: mlc.Container) -> np.ndarray:
-        import torch
-
         if c.channels not in self.channels:
             raise CorruptDataError(f"{self.name} files have 1 or 3 channels, header says {c.channels}")
-        strings = self._streams(c.payload)
+        strings, filt = self._streams(c.payload)
         model, _ = self._model_for(self._parse_model(c))
         m = self.multiple
         hp, wp = -(-c.height // m) * m, -(-c.width // m) * m
-        latent = self.latent_shape(hp, wp)
-        with torch.no_grad():
-            rgb = model.decompress_uint8(strings, latent)[: c.height, : c.width]
+        rgb = self._reconstruct(model, strings, hp, wp)[: c.height, : c.width]
+        rgb = postfilter.apply(np.ascontiguousarray(rgb), filt)
         if c.channels == 1:
             return np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
         return np.ascontiguousarray(rgb)

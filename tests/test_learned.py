@@ -274,3 +274,29 @@ def test_the_shipped_codecs_post_filter_raises_psnr_for_more_than_its_bytes(arch
     # the level's own trade-off: lambda * MSE against the filter's bits per pixel
     assert LAMBDAS[2] * (mse[1] - mse[0]) > 8 * (block - 1) / (img.shape[0] * img.shape[1])
     assert gain_db > 0.05, gain_db
+
+
+def test_info_shows_the_payload_layout_streams_and_post_filter_and_refuses_a_truncated_payload(codec, tmp_path, capsys):
+    import json
+
+    from mlcompress import cli
+
+    yy, xx = np.mgrid[0:80, 0:96]
+    img = np.stack([xx * 2, yy * 3, (xx + yy)], axis=2).astype(np.uint8)  # 7,680 pixels: a filter may pay
+    path = tmp_path / "a.mlc"
+    path.write_bytes(codec.encode(img, 3))
+    assert cli.main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["payload_layout"] == 2
+    pf = info["post_filter"]
+    block = 1 if pf == "none" else int(pf.split(", ")[-1].split()[0])
+    streams = info["stream_bytes"]
+    assert len(streams) == codec.streams
+    assert 2 + sum(4 + n for n in streams) + block == info["payload_bytes"]
+
+    c = mlc.unpack(path.read_bytes())
+    path.write_bytes(mlc.pack(mlc.Container(c.codec, c.width, c.height, c.channels, c.payload[:-1], c.params,
+                                            c.model, c.weights_hash)))
+    assert cli.main(["info", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -161,13 +161,16 @@ def info_dict(data: bytes) -> dict:
     from .metrics import bpp
 
     if container.is_mlc(data):
+        from . import registry
+
         c = container.unpack(data)
+        native = [k for k in registry.codecs() if getattr(k, "native", False) and k.name == c.codec]
         return {
             "format": "mlc", "format_version": container.VERSION, "codec": c.codec,
             "width": c.width, "height": c.height, "channels": c.channels, "params": c.params,
             "model": c.model or None, "weights_sha256": c.weights_hash.hex() or None,
-            "payload_bytes": len(c.payload), "bytes": len(data),
-            "bpp": bpp(len(data), c.width, c.height),
+            "payload_bytes": len(c.payload), **(native[0].describe_payload(c) if native else {}),
+            "bytes": len(data), "bpp": bpp(len(data), c.width, c.height),
         }
     codec = mlcompress.identify(data)
     img = codec.decode(data)

@@ -181,7 +181,7 @@ def fit(original: np.ndarray, decoded: np.ndarray, lam: float) -> Filter | None:
 # ---------------------------------------------------------------- serialisation
 #
 #   u8 radius (0: no filter, nothing follows)
-#   u8 shift S; u8 Rice parameter m
+#   u8 shift S; u8 Exp-Golomb order m
 #   3 * n_features(radius) coefficients, zig-zag mapped, each an Exp-Golomb code of order m,
 #   bits MSB first, the last byte padded with zero bits
 
@@ -232,11 +232,11 @@ def unpack(data: bytes, pos: int) -> tuple[Filter | None, int]:
     i, vals = 0, []
     for _ in range(count):
         zeros = 0
-        while i < len(bits) and bits[i] == "0":
+        while i < len(bits) and bits[i] == "0" and zeros <= 24:
             zeros += 1
             i += 1
         if zeros > 24 or i + zeros + 1 + m > len(bits):
-            raise CorruptDataError("truncated post-filter coefficients")
+            raise CorruptDataError("truncated or oversized post-filter coefficient code")
         q = int(bits[i : i + zeros + 1], 2)
         i += zeros + 1
         low = int(bits[i : i + m], 2) if m else 0

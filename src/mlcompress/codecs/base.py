@@ -146,6 +146,11 @@ class NativeCodec(Codec):
         """For learned codecs: the SHA-256 of the weights this installation would use for ``c``."""
         return None
 
+    def describe_payload(self, c: mlc.Container) -> dict:
+        """What `mlcompress info` shows about the payload beyond the container header, without
+        decoding the image ({} when nothing); CorruptDataError when the payload is malformed."""
+        return {}
+
     def encode(self, img: np.ndarray, quality: float | None = None) -> bytes:
         self.require_available()
         hwc = self.check_image(img)

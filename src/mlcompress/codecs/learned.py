@@ -194,6 +194,16 @@ class _Learned(NativeCodec):
             raise CorruptDataError("trailing bytes in learned-codec payload")
         return out, filt
 
+    def describe_payload(self, c: mlc.Container) -> dict:
+        strings, filt = self._streams(c.payload)
+        if c.payload[0] < 2:
+            pf = "none (layout 1)"
+        elif filt is None:
+            pf = "none"
+        else:
+            pf = f"radius {filt.radius}, shift {filt.shift}, {len(postfilter.pack(filt))} bytes"
+        return {"payload_layout": c.payload[0], "stream_bytes": [len(s) for s in strings], "post_filter": pf}
+
     def decode_payload(self, c: mlc.Container) -> np.ndarray:
         if c.channels not in self.channels:
             raise CorruptDataError(f"{self.name} files have 1 or 3 channels, header says {c.channels}")

@@ -119,3 +119,26 @@ def test_malformed_filter_blocks_are_corrupt_data():
     for blob in bad:
         with pytest.raises(CorruptDataError):
             pf.unpack(blob, 0)
+
+
+def test_apply_and_fit_work_a_strip_at_a_time_so_memory_grows_only_by_the_output_image():
+    import tracemalloc
+
+    def peaks(tiles):
+        img = np.tile(_photo(), (*tiles, 1))
+        y = _degraded(img)
+        tracemalloc.start()
+        try:
+            f = pf.fit(img, y, 0.013)
+            fit_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            pf.apply(y, f)
+            return img.shape[0] * img.shape[1], fit_peak, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    n0, fit0, apply0 = peaks((4, 3))  # 768 x 768
+    n1, fit1, apply1 = peaks((8, 6))  # 1536 x 1536
+    # the filtered uint8 image is 3 bytes a pixel; a whole-image float copy would add 12-24 more
+    assert (apply1 - apply0) / (n1 - n0) < 6
+    assert (fit1 - fit0) / (n1 - n0) < 6

@@ -164,12 +164,15 @@ def info_dict(data: bytes) -> dict:
         from . import registry
 
         c = container.unpack(data)
-        native = [k for k in registry.codecs() if getattr(k, "native", False) and k.name == c.codec]
+        try:
+            describe = getattr(registry.get(c.codec), "describe_payload", None)
+        except UsageError:  # a codec this installation does not know: the header is all there is
+            describe = None
         return {
             "format": "mlc", "format_version": container.VERSION, "codec": c.codec,
             "width": c.width, "height": c.height, "channels": c.channels, "params": c.params,
             "model": c.model or None, "weights_sha256": c.weights_hash.hex() or None,
-            "payload_bytes": len(c.payload), **(native[0].describe_payload(c) if native else {}),
+            "payload_bytes": len(c.payload), **(describe(c) if describe else {}),
             "bytes": len(data), "bpp": bpp(len(data), c.width, c.height),
         }
     codec = mlcompress.identify(data)

@@ -1,4 +1,5 @@
-"""One torch thread for a block: deterministic learned-codec coding and fair timing.
+"""One torch thread (and, with one_core, one BLAS thread) for a block: deterministic
+learned-codec coding and fair timing.
 
 torch is imported only when installed and only when the block runs, so numpy-only code paths
 can use this too.
@@ -23,3 +24,13 @@ def single_torch_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def one_core():
+    """One torch thread and one numpy BLAS thread for the block: how the benchmark and the model
+    cards time a codec, so that N parallel jobs use N cores."""
+    from threadpoolctl import threadpool_limits
+
+    with single_torch_thread(), threadpool_limits(1):
+        yield

@@ -284,7 +284,7 @@ def _worker_init() -> None:
         pass
 
 
-from ..threads import single_torch_thread as _one_torch_thread  # noqa: E402
+from ..threads import one_core  # noqa: E402
 
 
 # ---------------------------------------------------------------- cache
@@ -368,9 +368,7 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
         try:
             items = list(tasks.items())
             if jobs == 1:
-                from threadpoolctl import threadpool_limits
-
-                with _one_torch_thread(), threadpool_limits(1):
+                with one_core():
                     for (path, name), qs in items:
                         bar.set_postfix_str(f"{name} {Path(path).name}", refresh=False)
                         take(measure_task(path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs)))

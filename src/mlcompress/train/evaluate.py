@@ -21,13 +21,11 @@ def kodak_rd(codec_name: str, qualities, folder: str | Path, weights_dir: str | 
     ``weights_dir`` points the codec at other weights than the installed ones for the run.
     Timed on one core (one torch and one BLAS thread), as the benchmark times its cells.
     """
-    from threadpoolctl import threadpool_limits
-
     from .. import registry
-    from ..threads import single_torch_thread
+    from ..threads import one_core
 
     codec = registry.get(codec_name)
-    with _weights_in(codec, weights_dir), single_torch_thread(), threadpool_limits(1):
+    with _weights_in(codec, weights_dir), one_core():
         return _kodak_rd(codec, qualities, folder)
 
 

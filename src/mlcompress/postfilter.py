@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CorruptDataError
+from .threads import one_blas_thread
 
 RADII = (1, 2, 3)
 SHIFTS = (6, 7, 8, 9, 10)
@@ -122,9 +123,7 @@ def apply(decoded: np.ndarray, filt: Filter | None) -> np.ndarray:
         return decoded
     if bound(filt) >= EXACT_BOUND:
         raise CorruptDataError("post-filter coefficients exceed the decoder's exact-arithmetic bound")
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
+    with one_blas_thread():
         return _apply(decoded, filt)
 
 
@@ -146,9 +145,7 @@ def _apply(decoded: np.ndarray, filt: Filter) -> np.ndarray:
 def fit(original: np.ndarray, decoded: np.ndarray, lam: float) -> Filter | None:
     """The filter that most lowers ``lam * MSE + bits per pixel`` (MSE on 0..255 values, mean over
     pixels and channels; bits of the coefficients), or None when no filter lowers it."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
+    with one_blas_thread():
         return _fit(original, decoded, lam)
 
 

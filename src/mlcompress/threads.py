@@ -1,5 +1,5 @@
-"""One torch thread (and, with one_core, one BLAS thread) for a block: deterministic
-learned-codec coding and fair timing.
+"""One torch thread and/or one numpy BLAS thread for a block: deterministic coding (learned
+codecs, k-means) and fair timing.
 
 torch is imported only when installed and only when the block runs, so numpy-only code paths
 can use this too.
@@ -27,10 +27,17 @@ def single_torch_thread():
 
 
 @contextmanager
+def one_blas_thread():
+    """Run the block with numpy's BLAS (and OpenMP) pools at one thread, then restore them."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@contextmanager
 def one_core():
     """One torch thread and one numpy BLAS thread for the block: how the benchmark and the model
     cards time a codec, so that N parallel jobs use N cores."""
-    from threadpoolctl import threadpool_limits
-
-    with single_torch_thread(), threadpool_limits(1):
+    with single_torch_thread(), one_blas_thread():
         yield

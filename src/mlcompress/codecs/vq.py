@@ -110,9 +110,9 @@ def kmeans(points: np.ndarray, weights: np.ndarray | None, k: int, n_init: int =
     Returns KxD float64 centers. Runs on one thread, so the same seed gives the same centers.
     """
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
+    from ..threads import one_blas_thread
 
-    with threadpool_limits(1):
+    with one_blas_thread():
         km = KMeans(k, init="k-means++" if init is None else init, n_init=n_init if init is None else 1,
                     max_iter=max_iter, random_state=seed)
         km.fit(points.astype(np.float64), sample_weight=weights)

@@ -88,16 +88,23 @@ def require_codec(name: str):
 LEARNED_ARCHS = ("factorized", "hyperprior", "hyperprior-ctx")
 
 
-def tiny_model(arch: str, seed: int = 0):
+#: the tiny codec weights of these architectures end g_s with a Refiner, so the codec tests
+#: (thread counts, tiling, corruption, ...) run through one as well as without
+REFINED_ARCHS = ("hyperprior",)
+
+
+def tiny_model(arch: str, seed: int = 0, refine: int = 0):
     """A tiny randomly initialised learned model (N=8, M=12): fast, and good enough for coding tests."""
     import torch
 
     from mlcompress.nn.models import build
 
     torch.manual_seed(seed)
-    model = build(arch, 8, 12)
+    model = build(arch, 8, 12, refine)
     for net in getattr(model, "ctx", ()):  # an untrained context model changes nothing: make it act
         torch.nn.init.normal_(net[-1].weight, std=0.3)
+    if refine:  # nor does a fresh Refiner
+        torch.nn.init.normal_(model.g_s[-1].net[-1].weight, std=0.1)
     return model
 
 
@@ -110,5 +117,5 @@ def tiny_weights(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("weights")
     for arch in LEARNED_ARCHS:
-        write_weights(tiny_model(arch), f"{arch}-q3", 0.013, d)
+        write_weights(tiny_model(arch, refine=4 if arch in REFINED_ARCHS else 0), f"{arch}-q3", 0.013, d)
     return d

@@ -41,6 +41,25 @@ def test_decompress_gives_exactly_the_forward_reconstruction_of_the_quantised_la
     assert torch.equal(x_hat, ref)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_fresh_refiner_decodes_exactly_like_the_model_it_extends_and_a_trained_one_changes_only_pixels(arch):
+    from mlcompress.nn.models import build
+    from mlcompress.train.loop import init_from
+
+    base = _tiny(arch).eval()
+    base.update()
+    refined = build(arch, 8, 12, refine=4).eval()
+    init_from(refined, base, log=lambda msg: None)
+    refined.update()
+    x = torch.rand(1, 3, 64, 128)
+    enc = base.compress(x)
+    assert refined.compress(x)["strings"] == enc["strings"]
+    assert torch.equal(refined.decompress(*enc.values()), base.decompress(*enc.values()))
+    torch.nn.init.normal_(refined.g_s[-1].net[-1].weight, std=0.1)
+    assert refined.compress(x)["strings"] == enc["strings"]
+    assert not torch.equal(refined.decompress(*enc.values()), base.decompress(*enc.values()))
+
+
 def test_an_untrained_context_model_codes_exactly_like_the_hyperprior_it_starts_from():
     from mlcompress.nn.models import build
     from mlcompress.train.loop import init_from
@@ -84,11 +103,11 @@ def models_checkerboard(h, w):
     return checkerboard(h, w, True)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_tiled_transforms_match_the_whole_image_pass(arch, monkeypatch):
+@pytest.mark.parametrize("arch,refine", [(a, 0) for a in ARCHS] + [("hyperprior", 4)])
+def test_tiled_transforms_match_the_whole_image_pass(arch, refine, monkeypatch):
     from mlcompress.nn import models
 
-    model = _tiny(arch).eval()
+    model = _tiny(arch, refine=refine).eval()
     x = torch.rand(1, 3, 112, 176)  # a 7 x 11 latent grid
     with torch.no_grad():
         y_whole = model.g_a(x)

@@ -222,6 +222,32 @@ def test_publish_exports_every_level_and_writes_a_model_card(tiny_data, tmp_path
     assert "hyperprior-q4 | 0.05" in card
 
 
+def test_publish_keeps_the_shipped_weights_and_recipe_of_levels_without_a_checkpoint(tiny_data, tmp_path):
+    import json
+
+    from mlcompress.errors import UsageError
+    from mlcompress.train.evaluate import publish
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    train(_cfg(tiny_data, runs / "q2.pt", 1))
+    train(_cfg(tiny_data, runs / "q4.pt", 1, lmbda=0.05))
+    first = publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
+    shipped = (tmp_path / "hyperprior-q4.safetensors").read_bytes()
+    (runs / "q4.pt").unlink()  # a later session's run folder holds q2 alone
+    (tmp_path / "hyperprior.notes.md").write_text("- q4 came from an earlier session.\n")
+    res = publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
+    assert res["recipes"][1] == first["recipes"][1]
+    assert (tmp_path / "hyperprior-q4.safetensors").read_bytes() == shipped
+    card = (tmp_path / "hyperprior.md").read_text()
+    assert "hyperprior-q4 | 0.05" in card and "- q4 came from an earlier session." in card
+    recipe = json.loads((tmp_path / "hyperprior-q4.json").read_text())
+    recipe["weights_sha256"] = "0" * 64
+    (tmp_path / "hyperprior-q4.json").write_text(json.dumps(recipe))
+    with pytest.raises(UsageError, match="weights hash differs"):
+        publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
+
+
 def test_recipes_record_every_run_of_a_checkpoint_and_the_card_shows_schedule_init_and_notes(tiny_data, tmp_path):
     from mlcompress.train.evaluate import publish
 
@@ -404,6 +430,78 @@ def test_frozen_transforms_train_only_the_entropy_model_on_the_rate(tiny_data, t
     rec = export(out, "hyperprior-ctx-q3", tmp_path / "w")
     card = model_card("hyperprior-ctx", [], [rec], "cmd")
     assert "0-6: 0.01 (g_a, g_s frozen)" in card and "| - |" in card  # no train PSNR where none was computed
+
+
+@pytest.mark.parametrize("arch", ["hyperprior", "hyperprior-ctx"])
+def test_synthesis_only_training_changes_g_s_alone_so_every_file_keeps_its_bytes(arch, tiny_data, tmp_path):
+    from mlcompress.errors import UsageError
+    from mlcompress.nn.models import build
+    from mlcompress.train.evaluate import model_card
+    from mlcompress.train.export import export, load_weights, write_weights
+    from mlcompress.train.loop import load_model
+
+    torch.manual_seed(0)
+    blob = write_weights(build(arch, 8, 8), f"{arch}-q3", 0.01, tmp_path / "w0")  # shipped weights ...
+    (tmp_path / "w0" / f"{arch}-q3.json").write_text('{"steps": 7}')  # ... and their recipe
+    init = str(tmp_path / "w0" / f"{arch}-q3.safetensors")
+    src = load_weights(init)[0]
+    with pytest.raises(UsageError, match="--quant round"):
+        train(_cfg(tiny_data, tmp_path / "bad.pt", 2, model=arch, init=init, freeze="all-but-synthesis"))
+    out = tmp_path / "gs.pt"
+    res = train(_cfg(tiny_data, out, 6, model=arch, init=init, freeze="all-but-synthesis",
+                     quant="round", eval_every=6, lr=1e-2))
+    assert res["step"] == 6 and res["last"]["psnr"] is not None
+    tuned = load_model(out)
+    a, b = src.state_dict(), tuned.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("g_s."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("g_s."))
+    ck = torch.load(out, weights_only=False)
+    import hashlib
+
+    assert ck["stages"][0]["init"]["sha256"] == hashlib.sha256(blob).hexdigest()
+    assert ck["stages"][0]["init"]["recipe"] == {"steps": 7}  # what made the starting weights
+    first, last = ck["evals"][0], ck["evals"][-1]
+    assert last["bpp"] == pytest.approx(first["bpp"], abs=1e-6)  # the rate cannot move
+    x = to_tensor(np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8))
+    tuned.update()
+    assert src.eval().compress(x)["strings"] == tuned.eval().compress(x)["strings"]
+    card = model_card(arch, [], [export(out, f"{arch}-q3", tmp_path / "w")], "cmd")
+    assert "0-6: 0.01 round (g_s only)" in card
+    assert f"{arch}-q3.safetensors (sha256 {hashlib.sha256(blob).hexdigest()[:8]}, 7 steps)" in card
+
+
+def test_a_refiner_trains_alone_and_another_level_can_start_from_it(tiny_data, tmp_path):
+    from mlcompress.errors import UsageError
+    from mlcompress.nn.models import build
+    from mlcompress.train.evaluate import model_card
+    from mlcompress.train.export import export, load_weights, write_weights
+    from mlcompress.train.loop import load_model
+
+    torch.manual_seed(0)
+    for q in (2, 3):
+        write_weights(build("hyperprior", 8, 8), f"hyperprior-q{q}", 0.01, tmp_path / "w0")
+    base = str(tmp_path / "w0" / "hyperprior-q3.safetensors")
+    with pytest.raises(UsageError, match="needs a Refiner"):
+        train(_cfg(tiny_data, tmp_path / "bad.pt", 2, init=base, freeze="all-but-refiner", quant="round"))
+    out = tmp_path / "r3.pt"
+    res = train(_cfg(tiny_data, out, 4, init=base, refine=4, freeze="all-but-refiner", quant="round", lr=1e-2))
+    assert res["step"] == 4
+    src, tuned = load_weights(base)[0].state_dict(), load_model(out).state_dict()
+    assert all(torch.equal(src[k], tuned[k]) for k in src)  # everything but the Refiner as it was
+    assert any(tuned[k].abs().sum() > 0 for k in tuned if k.startswith("g_s.7.net.6."))  # it left zero
+    export(out, "hyperprior-q3", tmp_path / "w1")
+    with pytest.raises(UsageError, match="no Refiner of 8 channels"):
+        train(_cfg(tiny_data, tmp_path / "bad2.pt", 1, init=str(tmp_path / "w0" / "hyperprior-q2.safetensors"),
+                   refine=8, init_refiner=str(tmp_path / "w1" / "hyperprior-q3.safetensors")))
+    out2 = tmp_path / "r2.pt"
+    train(_cfg(tiny_data, out2, 1, lr=0.0, init=str(tmp_path / "w0" / "hyperprior-q2.safetensors"), refine=4,
+               init_refiner=str(tmp_path / "w1" / "hyperprior-q3.safetensors"), freeze="all-but-refiner",
+               quant="round"))
+    q3, q2 = load_weights(tmp_path / "w1" / "hyperprior-q3.safetensors")[0], load_model(out2)
+    assert all(torch.equal(v, q2.g_s[-1].state_dict()[k]) for k, v in q3.g_s[-1].state_dict().items())
+    card = model_card("hyperprior", [], [export(out2, "hyperprior-q2", tmp_path / "w2")], "cmd")
+    assert "hyperprior-q2.safetensors (sha256" in card and "; Refiner from hyperprior-q3.safetensors (sha256" in card
+    assert "(Refiner only)" in card
 
 
 def test_sigterm_stops_training_with_a_checkpoint_like_ctrl_c(tiny_data, tmp_path):

@@ -360,9 +360,11 @@ def _train_learned(args) -> int:
     d = TrainConfig(model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out)
     cfg = TrainConfig(
         model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out,
-        N=args.N or d.N, M=args.M or d.M, batch=args.batch or d.batch, crop=args.crop or d.crop,
+        N=args.N or d.N, M=args.M or d.M, refine=args.refine or d.refine,
+        batch=args.batch or d.batch, crop=args.crop or d.crop,
         lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
-        resume=args.resume, init=args.init, checkpoint_minutes=args.checkpoint_minutes,
+        resume=args.resume, init=args.init, init_refiner=args.init_refiner,
+        checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant or d.quant, freeze=args.freeze or "",
         eval_every=d.eval_every if args.eval_every is None else args.eval_every, device=args.device or d.device,
     )
@@ -379,8 +381,9 @@ TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hype
 #: options that only one kind of trainer reads (argparse dest -> flag); given to the other kind
 #: they are refused rather than silently ignored
 _CAE_ONLY = {"epochs": "--epochs", "val_split": "--val-split", "max_steps": "--max-steps"}
-_LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init", "N": "--N",
-              "M": "--M", "crop": "--crop", "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
+_LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init",
+              "init_refiner": "--init-refiner", "N": "--N", "M": "--M", "refine": "--refine", "crop": "--crop",
+              "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
               "time_limit": "--time-limit", "device": "--device"}
 
 
@@ -417,7 +420,7 @@ def cmd_export(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .entropy.quantize import QUANT_MODES  # no torch at import
-    from .train.loop import DEVICES  # no torch at import
+    from .train.loop import DEVICES, FREEZE_MODES  # no torch at import
 
     p = _Parser(prog="mlcompress", description="Image compression with machine-learning methods.")
     p.add_argument("--version", action="version", version=f"mlcompress {__version__}")
@@ -492,15 +495,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, help="factorized/hyperprior: total steps (a resumed run counts done ones)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint given by --out")
     t.add_argument("--init", help="start from these weights (.pt checkpoint or .safetensors)")
+    t.add_argument("--init-refiner",
+                   help="factorized/hyperprior: start the Refiner (--refine) from these weights' Refiner, "
+                        "e.g. another quality level's (the rest comes from --init)")
     t.add_argument("--N", type=int, help="factorized/hyperprior: transform channels (default 64)")
     t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96)")
+    t.add_argument("--refine", type=int,
+                   help="factorized/hyperprior: end g_s with a residual CNN of this many channels at full "
+                        "resolution (nn.models.Refiner; 0: none, the default); with --init from weights "
+                        "without one it starts as the identity")
     t.add_argument("--crop", type=int, help="factorized/hyperprior: crop size (default 128)")
     t.add_argument("--quant", choices=QUANT_MODES,
                    help="factorized/hyperprior: the latent the decoder trains on: noisy (default) or rounded "
                         "with a straight-through gradient (the rate always uses the noisy one)")
-    t.add_argument("--freeze", choices=["transforms"],
-                   help="keep g_a and g_s as --init gave them and train only the entropy model on the rate "
-                        "(e.g. a hyperprior-ctx context model on a trained hyperprior)")
+    t.add_argument("--freeze", choices=[m for m in FREEZE_MODES if m],
+                   help="transforms: keep g_a and g_s as --init gave them and train only the entropy model on "
+                        "the rate (e.g. a hyperprior-ctx context model on a trained hyperprior); "
+                        "all-but-synthesis: train only g_s, on the distortion of the rounded latents "
+                        "(with --quant round; files' bytes stay the same, their decoding improves); "
+                        "all-but-refiner: train only the Refiner that --refine adds, likewise")
     t.add_argument("--eval-every", type=int,
                    help="factorized/hyperprior: steps between losses on fixed crops (default 500; 0: never)")
     t.add_argument("--device", choices=DEVICES,

@@ -31,12 +31,35 @@ def analysis(n: int, m: int) -> nn.Sequential:
     return nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
 
 
-def synthesis(n: int, m: int) -> nn.Sequential:
-    """g_s: B x M x h x w -> B x 3 x 16h x 16w (4 stride-2 5x5 transposed convs, IGDN between)."""
-    return nn.Sequential(
-        deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
-        deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
-    )
+def synthesis(n: int, m: int, refine: int = 0) -> nn.Sequential:
+    """g_s: B x M x h x w -> B x 3 x 16h x 16w (4 stride-2 5x5 transposed convs, IGDN between),
+    then, with ``refine`` > 0, a :class:`Refiner` of that many channels at full resolution."""
+    layers = [deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+              deconv(n, n), GDN(n, inverse=True), deconv(n, 3)]
+    return nn.Sequential(*layers, *([Refiner(refine)] if refine else []))
+
+
+class Refiner(nn.Module):
+    """A small residual CNN at the output resolution that ends g_s: ``x + f(x)`` with ``f`` four
+    3x3 convs (3 -> C -> C -> C -> 3, ReLU between). Its last conv starts at zero, so a trained
+    synthesis transform with a fresh Refiner decodes exactly as before, and fine-tuning the two
+    on rounded latents (train's ``--freeze all-but-synthesis``) can only start from there. It
+    sees a receptive field of 9 x 9 pixels, well inside the tiles' halo (TILE, HALO).
+
+    It runs on channels-last tensors (about 1.8x faster on the CPU for so few channels); the
+    result is the same function, and deterministic for a given thread count and layout."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        c = channels
+        self.net = nn.Sequential(conv(3, c, 3, 1), nn.ReLU(), conv(c, c, 3, 1), nn.ReLU(),
+                                 conv(c, c, 3, 1), nn.ReLU(), conv(c, 3, 3, 1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        return x + self.net(x)
 
 
 #: Images whose latent grid exceeds TILE x TILE (1024 x 1024 pixels) run g_a and g_s tile by
@@ -147,11 +170,11 @@ class FactorizedPrior(_Decoder):
 
     multiple = 16
 
-    def __init__(self, N: int = 128, M: int = 192):
+    def __init__(self, N: int = 128, M: int = 192, refine: int = 0):
         super().__init__()
-        self.N, self.M = N, M
+        self.N, self.M, self.refine = N, M, refine
         self.g_a = analysis(N, M)
-        self.g_s = synthesis(N, M)
+        self.g_s = synthesis(N, M, refine)
         self.entropy_bottleneck = EntropyBottleneck(M)
 
     def forward(self, x: torch.Tensor) -> dict:
@@ -206,11 +229,11 @@ class MeanScaleHyperprior(_Decoder):
 
     multiple = 64
 
-    def __init__(self, N: int = 128, M: int = 192):
+    def __init__(self, N: int = 128, M: int = 192, refine: int = 0):
         super().__init__()
-        self.N, self.M = N, M
+        self.N, self.M, self.refine = N, M, refine
         self.g_a = analysis(N, M)
-        self.g_s = synthesis(N, M)
+        self.g_s = synthesis(N, M, refine)
         act = nn.LeakyReLU
         self.h_a = nn.Sequential(conv(M, N, 3, 1), act(), conv(N, N), act(), conv(N, N))
         self.h_s = nn.Sequential(
@@ -311,8 +334,8 @@ class ContextHyperprior(MeanScaleHyperprior):
     threaded, so they agree bit for bit on every scale index and mean.
     """
 
-    def __init__(self, N: int = 128, M: int = 192, slices: int = 4):
-        super().__init__(N, M)
+    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, slices: int = 4):
+        super().__init__(N, M, refine)
         if M % slices:
             raise ValueError(f"M={M} is not a multiple of slices={slices}")
         self.slices = slices
@@ -426,9 +449,10 @@ class ContextHyperprior(MeanScaleHyperprior):
 MODELS = {"factorized": FactorizedPrior, "hyperprior": MeanScaleHyperprior, "hyperprior-ctx": ContextHyperprior}
 
 
-def build(name: str, N: int, M: int) -> nn.Module:
-    """A fresh model of architecture ``name`` ("factorized" or "hyperprior")."""
+def build(name: str, N: int, M: int, refine: int = 0) -> nn.Module:
+    """A fresh model of architecture ``name`` (a key of MODELS), with a Refiner of ``refine``
+    channels ending g_s where that is > 0."""
     try:
-        return MODELS[name](N=N, M=M)
+        return MODELS[name](N=N, M=M, refine=refine)
     except KeyError:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None

@@ -59,6 +59,11 @@ def refine(model, x: torch.Tensor, lmbda: float, steps: int, lr: float = 0.04, s
         work = copy.deepcopy(model).requires_grad_(False).to(memory_format=torch.channels_last)
         if hasattr(work, "ctx"):
             work.ctx.to(memory_format=torch.contiguous_format)
+        if getattr(work, "refine", 0):
+            # the latents are fitted to g_s's output before its Refiner: the Refiner's backward pass at
+            # full resolution would cost several times the rest of a step, and it only cleans up
+            # what g_s gives (so a model and its refined version code an image to the same latents)
+            work.g_s = work.g_s[:-1]
         x = x.contiguous(memory_format=torch.channels_last)
         lat = [t.clone().requires_grad_(True) for t in work.latents(x)]
         opt = torch.optim.Adam(lat, lr=lr)

@@ -204,8 +204,18 @@ def _init_text(recipe: dict) -> str:
     init = (stages[0].get("init") if stages else None) or ({"path": recipe["init"], "step": None} if recipe.get("init") else None)
     if not init:
         return "scratch"
+    text = _source_text(init) if init.get("path") else "scratch"
+    if init.get("refiner"):
+        text += f"; Refiner from {_source_text(init['refiner'])}"
+    return text
+
+
+def _source_text(init: dict) -> str:
     step = f" at step {init['step']}" if init.get("step") is not None else ""
     path = Path(init["path"])
+    if init.get("sha256"):  # an exported weights file, perhaps since replaced by this one
+        made = f", {init['recipe']['steps']} steps" if "steps" in (init.get("recipe") or {}) else ""
+        return f"{path.name} (sha256 {init['sha256'][:8]}{made})"
     return f"{path.parent.name}/{path.name}{step}"
 
 
@@ -216,7 +226,8 @@ def _schedule_text(recipe: dict) -> str:
         if st["to_step"] > st["from_step"]:
             mark = "*" if st.get("note") else ""
             quant = " round" if st.get("quant", "noise") != "noise" else ""
-            frozen = " (g_a, g_s frozen)" if st.get("freeze") == "transforms" else ""
+            frozen = {"transforms": " (g_a, g_s frozen)", "all-but-synthesis": " (g_s only)",
+                      "all-but-refiner": " (Refiner only)"}.get(st.get("freeze"), "")
             parts.append(f"{st['from_step']}-{st['to_step']}: {st['lr']:g}{quant}{frozen}{mark}")
     return "; ".join(parts) or f"{recipe.get('lr', '')}"
 
@@ -264,10 +275,16 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
             command: str = "", out_dir: str | Path | None = None) -> dict:
     """Export ``runs_dir/q<level>.pt`` for every level present, measure Kodak, write the model card.
 
-    Writes ``weights/<arch>-q<level>.{safetensors,json}`` and ``weights/<arch>.md`` (with
-    ``runs_dir/NOTES.md`` appended when it exists); returns
+    Writes ``weights/<arch>-q<level>.{safetensors,json}`` and ``weights/<arch>.md``. A level with
+    no checkpoint in ``runs_dir`` but shipped weights keeps them, with the recipe beside them
+    (a run folder need not hold every level, nor outlive the machine it trained on). The card
+    ends with ``weights/<arch>.notes.md`` and ``runs_dir/NOTES.md``, where they exist. Returns
     {"recipes": [...], "kodak": [...], "variants": [...]} (variants: :func:`variant_rows`).
     """
+    import hashlib
+    import json
+
+    from ..errors import UsageError
     from ..fileio import write_atomic
     from .export import WEIGHTS_DIR, export
 
@@ -275,9 +292,15 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
     out_dir = Path(out_dir) if out_dir else WEIGHTS_DIR
     recipes = []
     for q in range(1, 10):
-        ck = runs_dir / f"q{q}.pt"
+        ck, name = runs_dir / f"q{q}.pt", f"{arch}-q{q}"
         if ck.is_file():
-            recipes.append(export(ck, f"{arch}-q{q}", out_dir))
+            recipes.append(export(ck, name, out_dir))
+        elif (out_dir / f"{name}.safetensors").is_file() and (out_dir / f"{name}.json").is_file():
+            recipe = json.loads((out_dir / f"{name}.json").read_text())
+            digest = hashlib.sha256((out_dir / f"{name}.safetensors").read_bytes()).hexdigest()
+            if recipe.get("weights_sha256") != digest:
+                raise UsageError(f"{name}.json is not the recipe of {name}.safetensors (weights hash differs)")
+            recipes.append(recipe)
     levels = [int(r["name"].rsplit("-q", 1)[1]) for r in recipes]
     rows = kodak_rd(arch, levels, kodak_dir, out_dir) if kodak_dir else []
     variants = []
@@ -285,8 +308,9 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
         variants = variant_rows(arch, levels, cells, rows[0]["images"], out_dir)
         classical_at([*rows, *variants], cells, rows[0]["images"])
     card = model_card(arch, rows, recipes, command, variants)
-    notes = runs_dir / "NOTES.md"
-    if notes.is_file():  # what the run folder's owner knows that the checkpoints do not record
-        card = card.rstrip("\n") + "\n\n## Notes from the training runs\n\n" + notes.read_text().strip() + "\n"
+    # what the runs' owners know that the checkpoints do not record
+    notes = [f.read_text().strip() for f in (out_dir / f"{arch}.notes.md", runs_dir / "NOTES.md") if f.is_file()]
+    if notes:
+        card = card.rstrip("\n") + "\n\n## Notes from the training runs\n\n" + "\n\n".join(notes) + "\n"
     write_atomic(out_dir / f"{arch}.md", card.encode(), force=True)
     return {"recipes": recipes, "kodak": rows, "variants": variants}

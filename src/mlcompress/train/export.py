@@ -55,6 +55,8 @@ def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_
         v = v.detach().contiguous()
         tensors[k] = v.half() if v.is_floating_point() and "scale_table" not in k else v
     meta = {"model": arch, "N": str(model.N), "M": str(model.M), "lambda": repr(lmbda), "name": name}
+    if model.refine:  # weights without a Refiner keep the metadata (and so the bytes) they had
+        meta["refine"] = str(model.refine)
     blob = _canonical(save(tensors, metadata=meta))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,12 +126,13 @@ def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force
 
     ck = load_checkpoint(ckpt)
     cfg = ck["config"]
-    model = build(cfg["model"], cfg["N"], cfg["M"])
+    model = build(cfg["model"], cfg["N"], cfg["M"], cfg.get("refine", 0))
     model.load_state_dict(ck["model"])
     blob = write_weights(model, name, cfg["lmbda"], out_dir, force)
     hist = ck["history"]
     recipe = {
-        "name": name, "model": cfg["model"], "N": cfg["N"], "M": cfg["M"], "lambda": cfg["lmbda"],
+        "name": name, "model": cfg["model"], "N": cfg["N"], "M": cfg["M"], "refine": cfg.get("refine", 0),
+        "lambda": cfg["lmbda"],
         "loss": "lambda * 255^2 * MSE + bpp (estimated)",
         "data": str(cfg["data"]), "data_images": ck.get("data_images"),
         "crop": cfg["crop"], "batch": cfg["batch"], "lr": cfg["lr"], "seed": cfg["seed"],
@@ -159,7 +162,7 @@ def load_weights(path: str | Path):
 
     with safe_open(str(path), "pt") as fh:
         meta = fh.metadata() or {}
-    model = build(meta["model"], int(meta["N"]), int(meta["M"]))
+    model = build(meta["model"], int(meta["N"]), int(meta["M"]), int(meta.get("refine", 0)))
     model.load_state_dict({k: (v.float() if v.dtype == torch.float16 else v) for k, v in tensors.items()})
     model.requires_grad_(False)
     model.eval()

@@ -36,6 +36,7 @@ class TrainConfig:
     out: str
     N: int = 64
     M: int = 96
+    refine: int = 0  # channels of the Refiner that ends g_s (nn.models.Refiner); 0: none
     batch: int = 8
     crop: int = 128
     lr: float = 5e-4
@@ -43,11 +44,12 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     init: str | None = None
+    init_refiner: str | None = None  # take the Refiner alone from these weights (another level's)
     checkpoint_minutes: float = 5.0
     time_limit_minutes: float | None = None
     clip: float = 1.0
     quant: str = "noise"  # the latent g_s trains on: "noise" or "round" (entropy.quantize)
-    freeze: str = ""  # "transforms": g_a and g_s stay fixed and only the rate trains (FREEZE_MODES)
+    freeze: str = ""  # what stays fixed (FREEZE_MODES)
     eval_every: int = 500  # steps between losses on the fixed crops (0: never)
     eval_crops: int = 8
     progress: bool = True
@@ -55,9 +57,14 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-#: what ``--freeze`` can hold fixed: "" (nothing) or "transforms" (g_a and g_s: the distortion
-#: then does not depend on the trained weights, so the loss is the rate alone and g_s is skipped)
-FREEZE_MODES = ("", "transforms")
+#: what ``--freeze`` can hold fixed: "" (nothing); "transforms" (g_a and g_s: the distortion
+#: then does not depend on the trained weights, so the loss is the rate alone and g_s is skipped);
+#: "all-but-synthesis" (everything but g_s: the encoder, and so every file's bytes, stay as they
+#: were and the loss is the distortion alone; with ``quant="round"`` g_s learns to decode the
+#: rounded latents it will really see, which a model trained on noisy ones never did);
+#: "all-but-refiner" (everything but g_s's Refiner, nn.models.Refiner: a post-filter network
+#: learns to clean up what the decoder gives, also with ``quant="round"``)
+FREEZE_MODES = ("", "transforms", "all-but-synthesis", "all-but-refiner")
 
 #: where ``--device`` can train. Checkpoints hold CPU tensors either way, so a run can resume on
 #: the other; resuming is exact on the CPU (CUDA kernels may not be deterministic)
@@ -121,9 +128,25 @@ def _load_with_step(path: str | Path):
         return load_weights(path)[0], None
     ck = load_checkpoint(path)
     cfg = ck["config"]
-    model = build(cfg["model"], cfg["N"], cfg["M"])
+    model = build(cfg["model"], cfg["N"], cfg["M"], cfg.get("refine", 0))
     model.load_state_dict(ck["model"])
     return model, ck.get("step")
+
+
+def _weights_provenance(path: str | Path) -> dict:
+    """For a start from an exported weights file: its SHA-256 and the recipe beside it, so the
+    record says what made the starting weights even after a new export replaces that file."""
+    import hashlib
+    import json
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    out = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    recipe = path.with_suffix(".json")
+    if recipe.is_file():
+        out["recipe"] = json.loads(recipe.read_text())
+    return out
 
 
 def init_from(model, src, log=print) -> None:
@@ -133,11 +156,17 @@ def init_from(model, src, log=print) -> None:
     from ..errors import UsageError
 
     if type(src) is type(model):
+        refiner = f"g_s.{len(src.g_s)}."  # a Refiner the source lacks starts fresh (as the identity)
         try:
-            model.load_state_dict(src.state_dict())
+            missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
         except RuntimeError:
+            missing, unexpected = ["(shapes)"], []
+        if unexpected or any(not k.startswith(refiner) for k in missing):
             raise UsageError(f"--init: the weights' shapes do not fit {type(model).__name__} with "
-                             f"N={getattr(model, 'N', '?')}, M={getattr(model, 'M', '?')}") from None
+                             f"N={getattr(model, 'N', '?')}, M={getattr(model, 'M', '?')}, "
+                             f"refine={getattr(model, 'refine', 0)}")
+        if missing:
+            log(f"init: all of {type(src).__name__}'s weights; a new Refiner of {model.refine} channels")
         return
     own = model.state_dict()
     shared = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
@@ -164,14 +193,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
         raise UsageError("--device cuda: no CUDA device is available to this torch")
     if cfg.freeze not in FREEZE_MODES:
         raise UsageError(f"freeze must be one of {', '.join(m for m in FREEZE_MODES if m)}, not {cfg.freeze!r}")
+    if cfg.freeze.startswith("all-but-") and cfg.quant != "round":
+        raise UsageError(f"--freeze {cfg.freeze} trains on the decoder's rounded latents: use --quant round")
+    if cfg.freeze == "all-but-refiner" and not cfg.refine:
+        raise UsageError("--freeze all-but-refiner needs a Refiner to train: give --refine CHANNELS")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.resume and out.exists():
         ck = load_checkpoint(out)
         saved = ck["config"]
-        for key in ("model", "N", "M"):
-            if saved[key] != getattr(cfg, key):
+        for key in ("model", "N", "M", "refine"):
+            if saved.get(key, 0) != getattr(cfg, key):
                 raise UsageError(f"--resume: checkpoint has {key}={saved[key]}, asked for {getattr(cfg, key)}")
         if cfg.init is None:  # where the checkpoint's weights first came from stays part of its record
             cfg = replace(cfg, init=saved.get("init"))
@@ -181,18 +214,29 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise UsageError(f"{out} exists (use --resume to continue it)")
 
     torch.manual_seed(cfg.seed)
-    model = build(cfg.model, cfg.N, cfg.M)
+    model = build(cfg.model, cfg.N, cfg.M, cfg.refine)
     init = None
     if ck is None and cfg.init:
         src, init_step = _load_with_step(cfg.init)
         init_from(model, src, log)
-        init = {"path": str(cfg.init), "step": init_step}
+        init = {"path": str(cfg.init), "step": init_step, **_weights_provenance(cfg.init)}
+    if ck is None and cfg.init_refiner:
+        src, src_step = _load_with_step(cfg.init_refiner)
+        if not cfg.refine or getattr(src, "refine", 0) != cfg.refine:
+            raise UsageError(f"--init-refiner: {cfg.init_refiner} has no Refiner of {cfg.refine} channels "
+                             f"(it has {getattr(src, 'refine', 0) or 'none'})")
+        model.g_s[-1].load_state_dict(src.g_s[-1].state_dict())
+        init = {**(init or {"path": None, "step": None}),
+                "refiner": {"path": str(cfg.init_refiner), "step": src_step, **_weights_provenance(cfg.init_refiner)}}
     stages = (ck.get("stages") or [_legacy_stage(ck)]) if ck is not None else []
     model.train_quant = cfg.quant
     if cfg.freeze == "transforms":
         model.g_a.requires_grad_(False)
         model.g_s.requires_grad_(False)
         model.synthesis_in_training = False
+    elif cfg.freeze.startswith("all-but-"):
+        model.requires_grad_(False)
+        (model.g_s if cfg.freeze == "all-but-synthesis" else model.g_s[-1]).requires_grad_(True)
     model = model.to(device=cfg.device, memory_format=torch.channels_last).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)

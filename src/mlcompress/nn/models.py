@@ -42,8 +42,8 @@ def synthesis(n: int, m: int, refine: int = 0) -> nn.Sequential:
 class Refiner(nn.Module):
     """A small residual CNN at the output resolution that ends g_s: ``x + f(x)`` with ``f`` four
     3x3 convs (3 -> C -> C -> C -> 3, ReLU between). Its last conv starts at zero, so a trained
-    synthesis transform with a fresh Refiner decodes exactly as before, and fine-tuning the two
-    on rounded latents (train's ``--freeze all-but-synthesis``) can only start from there. It
+    synthesis transform with a fresh Refiner decodes exactly as before, and training it on the
+    rounded latents (train's ``--freeze all-but-refiner``) starts from there. It
     sees a receptive field of 9 x 9 pixels, well inside the tiles' halo (TILE, HALO).
 
     It runs on channels-last tensors (about 1.8x faster on the CPU for so few channels); the

@@ -209,13 +209,19 @@ def test_cli_train_refuses_options_the_model_does_not_read_before_any_work(model
     assert not out.exists()
 
 
-def test_publish_exports_every_level_and_writes_a_model_card(tiny_data, tmp_path):
-    from mlcompress.train.evaluate import publish
-
+def _runs_q2_q4(tiny_data, tmp_path):
+    """A run folder with one-step checkpoints of levels 2 and 4 (lambda 0.05)."""
     runs = tmp_path / "runs"
     runs.mkdir()
     train(_cfg(tiny_data, runs / "q2.pt", 1))
     train(_cfg(tiny_data, runs / "q4.pt", 1, lmbda=0.05))
+    return runs
+
+
+def test_publish_exports_every_level_and_writes_a_model_card(tiny_data, tmp_path):
+    from mlcompress.train.evaluate import publish
+
+    runs = _runs_q2_q4(tiny_data, tmp_path)
     res = publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
     assert [r["name"] for r in res["recipes"]] == ["hyperprior-q2", "hyperprior-q4"]
     card = (tmp_path / "hyperprior.md").read_text()
@@ -228,10 +234,7 @@ def test_publish_keeps_the_shipped_weights_and_recipe_of_levels_without_a_checkp
     from mlcompress.errors import UsageError
     from mlcompress.train.evaluate import publish
 
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    train(_cfg(tiny_data, runs / "q2.pt", 1))
-    train(_cfg(tiny_data, runs / "q4.pt", 1, lmbda=0.05))
+    runs = _runs_q2_q4(tiny_data, tmp_path)
     first = publish("hyperprior", runs, None, out_dir=tmp_path, command="test")
     shipped = (tmp_path / "hyperprior-q4.safetensors").read_bytes()
     (runs / "q4.pt").unlink()  # a later session's run folder holds q2 alone

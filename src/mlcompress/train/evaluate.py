@@ -281,9 +281,9 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
     ends with ``weights/<arch>.notes.md`` and ``runs_dir/NOTES.md``, where they exist. Returns
     {"recipes": [...], "kodak": [...], "variants": [...]} (variants: :func:`variant_rows`).
     """
-    import hashlib
     import json
 
+    from ..codecs.learned import weights_hash
     from ..errors import UsageError
     from ..fileio import write_atomic
     from .export import WEIGHTS_DIR, export
@@ -297,8 +297,7 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
             recipes.append(export(ck, name, out_dir))
         elif (out_dir / f"{name}.safetensors").is_file() and (out_dir / f"{name}.json").is_file():
             recipe = json.loads((out_dir / f"{name}.json").read_text())
-            digest = hashlib.sha256((out_dir / f"{name}.safetensors").read_bytes()).hexdigest()
-            if recipe.get("weights_sha256") != digest:
+            if recipe.get("weights_sha256") != weights_hash(out_dir / f"{name}.safetensors").hex():
                 raise UsageError(f"{name}.json is not the recipe of {name}.safetensors (weights hash differs)")
             recipes.append(recipe)
     levels = [int(r["name"].rsplit("-q", 1)[1]) for r in recipes]

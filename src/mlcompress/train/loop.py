@@ -136,13 +136,14 @@ def _load_with_step(path: str | Path):
 def _weights_provenance(path: str | Path) -> dict:
     """For a start from an exported weights file: its SHA-256 and the recipe beside it, so the
     record says what made the starting weights even after a new export replaces that file."""
-    import hashlib
     import json
+
+    from ..codecs.learned import weights_hash
 
     path = Path(path)
     if path.suffix != ".safetensors":
         return {}
-    out = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    out = {"sha256": weights_hash(path).hex()}
     recipe = path.with_suffix(".json")
     if recipe.is_file():
         out["recipe"] = json.loads(recipe.read_text())

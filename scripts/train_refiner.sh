@@ -8,6 +8,8 @@
 # before (--init-refiner) at 3e-4 for FT_MIN minutes, then 1e-4 for FT_POLISH_MIN. Everything but
 # the Refiner stays frozen (--freeze all-but-refiner) and it trains on the decoder's rounded
 # latents (--quant round), so every file keeps its streams and only the decoded image changes.
+# REFINER_FROM=ARCH2 instead starts every level from ARCH2's Refiner of the same level (FT_MIN, then
+# FT_POLISH_MIN): hyperprior-ctx keeps hyperprior's g_a and g_s, so their Refiners carry over.
 # Each level is exported into the package's weights as soon as it is done (same name, new hash:
 # files made with the old weights no longer decode, and the bench measures the level again).
 # Then: mlcompress export --runs RUNS/ARCH-refiner --arch ARCH --kodak ../shared/data/kodak \
@@ -26,6 +28,7 @@ COMMON="--data $DATA --steps 1000000 --refine ${CHANNELS:-24} --quant round --fr
 prev=${FROM:-}
 for q in "$@"; do
   l=${LAMBDAS[$q]}
+  [ -n "${REFINER_FROM:-}" ] && prev=$W/$REFINER_FROM-q$q.safetensors
   if [ -z "$prev" ]; then
     first=(--lr 1e-3 --time-limit "${BASE_MIN:-65}") polish=${POLISH_MIN:-8} from=()
   else

@@ -47,7 +47,12 @@ class Refiner(nn.Module):
     sees a receptive field of 9 x 9 pixels, well inside the tiles' halo (TILE, HALO).
 
     It runs on channels-last tensors (about 1.8x faster on the CPU for so few channels); the
-    result is the same function, and deterministic for a given thread count and layout."""
+    result is the same function, and deterministic for a given thread count and layout. Without
+    autograd (decoding) it runs in strips of STRIP rows, each with a halo of one row per conv, and
+    ReLUs in place, so the C-channel activations stay in cache: the same numbers (the rows a
+    strip keeps see only real neighbours; checked bit for bit), about twice as fast."""
+
+    STRIP = 32
 
     def __init__(self, channels: int):
         super().__init__()
@@ -59,7 +64,21 @@ class Refiner(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
-        return x + self.net(x)
+        if torch.is_grad_enabled():
+            return x + self.net(x)
+        convs = [m for m in self.net if isinstance(m, nn.Conv2d)]
+        halo, h = len(convs), x.shape[2]
+        out = torch.empty_like(x)
+        for a in range(0, h, self.STRIP):
+            b = min(h, a + self.STRIP)
+            lo, hi = max(0, a - halo), min(h, b + halo)
+            y = x[:, :, lo:hi]
+            for i, c in enumerate(convs):
+                y = c(y)
+                if i < len(convs) - 1:
+                    y.relu_()
+            out[:, :, a:b] = x[:, :, a:b] + y[:, :, a - lo:b - lo]
+        return out
 
 
 #: Images whose latent grid exceeds TILE x TILE (1024 x 1024 pixels) run g_a and g_s tile by

@@ -121,13 +121,11 @@ def _doublings(rows: list[dict]) -> list[int]:
 def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> dict:
     """Write ``out_dir/<name>.safetensors`` and ``<name>.json`` from a checkpoint; -> recipe dict."""
     from ..fileio import write_atomic
-    from ..nn.models import build
-    from .loop import load_checkpoint
+    from .loop import load_checkpoint, model_from_checkpoint
 
     ck = load_checkpoint(ckpt)
     cfg = ck["config"]
-    model = build(cfg["model"], cfg["N"], cfg["M"], cfg.get("refine", 0))
-    model.load_state_dict(ck["model"])
+    model = model_from_checkpoint(ck)
     blob = write_weights(model, name, cfg["lmbda"], out_dir, force)
     hist = ck["history"]
     recipe = {

@@ -118,19 +118,24 @@ def load_model(path: str | Path):
     return _load_with_step(path)[0]
 
 
-def _load_with_step(path: str | Path):
-    """(model, training step or None for a .safetensors file) of a checkpoint or weights file."""
+def model_from_checkpoint(ck: dict):
+    """The model a loaded checkpoint (:func:`load_checkpoint`) holds."""
     from ..nn.models import build
 
+    cfg = ck["config"]
+    model = build(cfg["model"], cfg["N"], cfg["M"], cfg.get("refine", 0))
+    model.load_state_dict(ck["model"])
+    return model
+
+
+def _load_with_step(path: str | Path):
+    """(model, training step or None for a .safetensors file) of a checkpoint or weights file."""
     if str(path).endswith(".safetensors"):
         from .export import load_weights
 
         return load_weights(path)[0], None
     ck = load_checkpoint(path)
-    cfg = ck["config"]
-    model = build(cfg["model"], cfg["N"], cfg["M"], cfg.get("refine", 0))
-    model.load_state_dict(ck["model"])
-    return model, ck.get("step")
+    return model_from_checkpoint(ck), ck.get("step")
 
 
 def _weights_provenance(path: str | Path) -> dict:
@@ -227,6 +232,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise UsageError(f"--init-refiner: {cfg.init_refiner} has no Refiner of {cfg.refine} channels "
                              f"(it has {getattr(src, 'refine', 0) or 'none'})")
         model.g_s[-1].load_state_dict(src.g_s[-1].state_dict())
+        log(f"init: the Refiner from {cfg.init_refiner}")
         init = {**(init or {"path": None, "step": None}),
                 "refiner": {"path": str(cfg.init_refiner), "step": src_step, **_weights_provenance(cfg.init_refiner)}}
     stages = (ck.get("stages") or [_legacy_stage(ck)]) if ck is not None else []

@@ -50,7 +50,8 @@ class Refiner(nn.Module):
     result is the same function, and deterministic for a given thread count and layout. Without
     autograd (decoding) it runs in strips of STRIP rows, each with a halo of one row per conv, and
     ReLUs in place, so the C-channel activations stay in cache: the same numbers (the rows a
-    strip keeps see only real neighbours; checked bit for bit), about twice as fast."""
+    strip keeps see only real neighbours; checked bit for bit), about 1.4x faster (0.37 -> 0.26 s
+    inside a Kodak decode on one core)."""
 
     STRIP = 32
 

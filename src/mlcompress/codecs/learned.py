@@ -250,11 +250,14 @@ class _Refining:
     the codec it extends (``format_name``): any decoder of that codec reads them."""
 
     refine_steps = 100
+    #: what nn.refine optimises, for the benchmark caches: 2 since it fits the latents through the
+    #: whole decoder, Refiner included (1, untagged, stopped before the Refiner)
+    refine_revision = 2
 
     def weights_tag(self, quality) -> str:
         # the bytes depend on the refinement as much as on the weights: benchmark caches key on both
         tag = super().weights_tag(quality)
-        return f"{tag}-sga{self.refine_steps}" if tag else ""
+        return f"{tag}-sga{self.refine_steps}r{self.refine_revision}" if tag else ""
 
 
 @register

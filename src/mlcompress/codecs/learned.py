@@ -42,7 +42,7 @@ LAYOUT_VERSION = 2
 #: the layouts the decoder reads (1: written before the post-filter existed)
 LAYOUT_VERSIONS = (1, 2)
 #: largest (padded) image the refining encoders take: their backward pass holds every layer's
-#: activations, about 0.7 GB per megapixel for N=64 (2.7 GB measured at 2048 x 2048)
+#: activations, Refiner included: about 1.1 GB per megapixel for N=64 (4.7 GB peak at 2048 x 2048)
 REFINE_MAX_PIXELS = 4 << 20
 
 _cache: dict = {}
@@ -263,8 +263,8 @@ class _Refining:
 @register
 class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
     """The hyperprior's encoder with per-image latent refinement: files are ``hyperprior`` files
-    (any hyperprior decoder reads them), bought with about 30 s of encoding per Kodak image on
-    one core."""
+    (any hyperprior decoder reads them), bought with over a minute of encoding per Kodak image
+    on one core."""
 
     name = "hyperprior-sga"
     format_name = "hyperprior"

@@ -9,7 +9,8 @@
 # the Refiner stays frozen (--freeze all-but-refiner) and it trains on the decoder's rounded
 # latents (--quant round), so every file keeps its streams and only the decoded image changes.
 # REFINER_FROM=ARCH2 instead starts every level from ARCH2's Refiner of the same level (FT_MIN, then
-# FT_POLISH_MIN): hyperprior-ctx keeps hyperprior's g_a and g_s, so their Refiners carry over.
+# FT_POLISH_MIN): a Refiner carries over between models whose g_s are alike (hyperprior-ctx started
+# from hyperprior's g_a and g_s; since its joint fine-tuning they differ slightly).
 # Each level is exported into the package's weights as soon as it is done (same name, new hash:
 # files made with the old weights no longer decode, and the bench measures the level again).
 # Then: mlcompress export --runs RUNS/ARCH-refiner --arch ARCH --kodak ../shared/data/kodak \

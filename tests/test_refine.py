@@ -68,6 +68,22 @@ def test_refinement_fits_the_latents_through_the_refiner_at_every_step(arch):
     refine(model, torch.rand(1, 3, 64, 64), 0.013, 3)
     assert calls == [True] * 3  # on the private copy, with autograd: the loss sees the Refiner
     assert len(model.g_s) == layers and not model.g_s[-1].training  # the caller's model is as it was
+    refine(model, torch.rand(1, 3, 64, 64), 0.013, 3, through_refiner=False)
+    assert calls == [True] * 3  # revision 1 stops before it
+
+
+@pytest.mark.parametrize("name", sorted(REFINERS))
+def test_a_refining_encoder_refines_through_the_refiner_exactly_when_its_revision_says_so(name, tiny_weights, monkeypatch, rng):
+    import mlcompress.nn.refine as nn_refine
+
+    codec = registry.get(name)
+    monkeypatch.setattr(codec, "weights_dir", tiny_weights)
+    seen = []
+    real = nn_refine.refine
+    monkeypatch.setattr(nn_refine, "refine", lambda *a, **k: seen.append(k["through_refiner"]) or real(*a, **k))
+    codec.encode(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), 3)
+    assert seen == [codec.refine_revision > 1]
+    assert codec.weights_tag(3).endswith("r2") == (codec.refine_revision > 1)
 
 
 @pytest.mark.parametrize("name", sorted(REFINERS))

@@ -82,6 +82,9 @@ class _Learned(NativeCodec):
     weights_dir: Path | None = None
     #: encoder-side latent refinement steps (nn.refine); 0 for the plain encoder
     refine_steps: int = 0
+    #: what that refinement optimises: 2 fits the latents through the whole decoder, Refiner
+    #: included; 1 (untagged) stops before the Refiner. A codec moves to 2 once it is benchmarked
+    refine_revision: int = 2
 
     @property
     def bench_qualities(self) -> tuple[int, ...]:  # type: ignore[override]
@@ -135,7 +138,9 @@ class _Learned(NativeCodec):
                 raise UnsupportedError(
                     f"{self.name} refines images of up to {REFINE_MAX_PIXELS / 1e6:.1f} megapixels "
                     f"(this one is {h * w / 1e6:.1f}); use {self.file_codec}, which codes any size")
-            enc = model.compress_latents(refine(model, x, LAMBDAS[int(quality) - 1], self.refine_steps))
+            lat = refine(model, x, LAMBDAS[int(quality) - 1], self.refine_steps,
+                         through_refiner=self.refine_revision > 1)
+            enc = model.compress_latents(lat)
         else:
             with torch.no_grad():
                 enc = model.compress(x)
@@ -250,14 +255,12 @@ class _Refining:
     the codec it extends (``format_name``): any decoder of that codec reads them."""
 
     refine_steps = 100
-    #: what nn.refine optimises, for the benchmark caches: 2 since it fits the latents through the
-    #: whole decoder, Refiner included (1, untagged, stopped before the Refiner)
-    refine_revision = 2
 
     def weights_tag(self, quality) -> str:
         # the bytes depend on the refinement as much as on the weights: benchmark caches key on both
         tag = super().weights_tag(quality)
-        return f"{tag}-sga{self.refine_steps}r{self.refine_revision}" if tag else ""
+        rev = f"r{self.refine_revision}" if self.refine_revision > 1 else ""
+        return f"{tag}-sga{self.refine_steps}{rev}" if tag else ""
 
 
 @register
@@ -268,6 +271,8 @@ class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
 
     name = "hyperprior-sga"
     format_name = "hyperprior"
+    # not yet benchmarked through the Refiner (about 2.7 core-hours for the six levels)
+    refine_revision = 1
     description = (f"learned: hyperprior with per-image latent refinement (SGA, {_Refining.refine_steps} steps) "
                    "at encode time; writes hyperprior files, slow to encode")
 

@@ -271,7 +271,7 @@ class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
 
     name = "hyperprior-sga"
     format_name = "hyperprior"
-    # not yet benchmarked through the Refiner (about 2.7 core-hours for the six levels)
+    # not yet benchmarked through the Refiner (an estimated 5.4 core-hours for the six levels)
     refine_revision = 1
     description = (f"learned: hyperprior with per-image latent refinement (SGA, {_Refining.refine_steps} steps) "
                    "at encode time; writes hyperprior files, slow to encode")

@@ -499,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="factorized/hyperprior: start the Refiner (--refine) from these weights' Refiner, "
                         "e.g. another quality level's (the rest comes from --init)")
     t.add_argument("--N", type=int, help="factorized/hyperprior: transform channels (default 64)")
-    t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96)")
+    t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96); "
+                   "larger than --init's hyperprior: its weights are widened, decoding as before")
     t.add_argument("--refine", type=int,
                    help="factorized/hyperprior: end g_s with a residual CNN of this many channels at full "
                         "resolution (nn.models.Refiner; 0: none, the default); with --init from weights "

@@ -156,11 +156,21 @@ def _weights_provenance(path: str | Path) -> dict:
 
 
 def init_from(model, src, log=print) -> None:
-    """Start ``model`` from ``src``'s weights: all of them for the same architecture, otherwise
-    every tensor whose name and shape match (e.g. a factorized model takes a hyperprior's g_a and
-    g_s, as in transfer between architectures); raises UsageError when nothing matches."""
+    """Start ``model`` from ``src``'s weights: all of them for the same architecture (a wider
+    latent, a larger M, by function-preserving widening: nn.widen), otherwise every tensor whose
+    name and shape match (e.g. a factorized model takes a hyperprior's g_a and g_s, as in
+    transfer between architectures); raises UsageError when nothing matches."""
     from ..errors import UsageError
 
+    if type(src) is type(model) and getattr(model, "M", 0) > getattr(src, "M", 0) and src.refine == model.refine:
+        from ..nn.widen import widen_latents
+
+        try:
+            widen_latents(src, model)
+        except ValueError as e:
+            raise UsageError(f"--init: {e}") from None
+        log(f"init: {type(src).__name__} widened from M={src.M} to M={model.M} (decodes as before)")
+        return
     if type(src) is type(model):
         refiner = f"g_s.{len(src.g_s)}."  # a Refiner the source lacks starts fresh (as the identity)
         try:

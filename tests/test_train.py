@@ -388,7 +388,10 @@ def test_init_from_weights_of_another_shape_is_a_usage_error():
     from mlcompress.train.loop import init_from
 
     with pytest.raises(UsageError, match="shapes do not fit"):
-        init_from(build("hyperprior", 8, 16), build("hyperprior", 8, 8), log=lambda msg: None)
+        init_from(build("hyperprior", 8, 8), build("hyperprior", 8, 16), log=lambda msg: None)
+    # a larger M widens (tests/test_widen.py), but only with the same transform width
+    with pytest.raises(UsageError, match="same N"):
+        init_from(build("hyperprior", 16, 16), build("hyperprior", 8, 8), log=lambda msg: None)
 
 
 def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_own_entropy_model():

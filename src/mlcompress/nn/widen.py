@@ -71,15 +71,17 @@ def widen_latents(src, model) -> None:
                          f"N={model.N}, M={model.M}, refine={model.refine})")
     m0, m1 = src.M, model.M
     lat = _blocks(slices, m0 // slices, m1 // slices)  # where each old latent channel goes
-    hs1, hs2 = _prefix(m0), _prefix(m0 * 3 // 2)
+    stats = torch.cat([lat, m1 + lat])  # h_s's output: the scales, then the means
+    # h_s = deconv, act, deconv, act, conv: its two hidden widths are read off the narrow model
+    hs1, hs2 = _prefix(src.h_s[0].out_channels), _prefix(src.h_s[2].out_channels)
+    ga = f"g_a.{len(src.g_a) - 1}"  # g_a's last conv makes the latent; g_s's first reads it
     specs = {
-        "g_a.6.weight": ({0: lat}, ()), "g_a.6.bias": ({0: lat}, (0,)),
+        f"{ga}.weight": ({0: lat}, ()), f"{ga}.bias": ({0: lat}, (0,)),
         "g_s.0.weight": ({0: lat}, (0,)),
         "h_a.0.weight": ({1: lat}, (1,)),
         "h_s.0.weight": ({1: hs1}, ()), "h_s.0.bias": ({0: hs1}, ()),
         "h_s.2.weight": ({0: hs1, 1: hs2}, (0,)), "h_s.2.bias": ({0: hs2}, ()),
-        "h_s.4.weight": ({0: torch.cat([lat, m1 + lat]), 1: hs2}, (0, 1)),
-        "h_s.4.bias": ({0: torch.cat([lat, m1 + lat])}, (0,)),
+        "h_s.4.weight": ({0: stats, 1: hs2}, (0, 1)), "h_s.4.bias": ({0: stats}, (0,)),
     }
     k0, k1 = m0 // slices, m1 // slices
     for i, net in enumerate(getattr(src, "ctx", ())):
@@ -98,7 +100,7 @@ def widen_latents(src, model) -> None:
     for name, t in old.items():
         if name in specs:
             maps, zero = specs[name]
-            base = fresh[name] * NEW_LATENT_GAIN if name == "g_a.6.weight" else fresh[name]
+            base = fresh[name] * NEW_LATENT_GAIN if name == f"{ga}.weight" else fresh[name]
             state[name] = _place(base, t, maps, zero)
         elif fresh[name].shape == t.shape or ".tables." in name:  # frozen tables resize on loading
             state[name] = t.clone()

@@ -271,7 +271,8 @@ class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
 
     name = "hyperprior-sga"
     format_name = "hyperprior"
-    # not yet benchmarked through the Refiner (an estimated 5.4 core-hours for the six levels)
+    # fits before the Refiner, the faster objective: through it, Kodak q3 cost 2.2x the encoding
+    # time for about 4 % fewer bits (docs/CODECS.md, "Refiner")
     refine_revision = 1
     description = (f"learned: hyperprior with per-image latent refinement (SGA, {_Refining.refine_steps} steps) "
                    "at encode time; writes hyperprior files, slow to encode")

@@ -87,6 +87,15 @@ def test_an_unknown_quantisation_mode_is_a_usage_error(tiny_data, tmp_path):
     assert not (tmp_path / "q.pt").exists()
 
 
+def test_the_progress_bar_shows_the_running_loss_without_warnings(tiny_data, tmp_path, capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. converting a tensor that requires grad to a float
+        train(_cfg(tiny_data, tmp_path / "p.pt", 10, progress=True, eval_every=0))
+    assert "loss=" in capsys.readouterr().err
+
+
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_data, tmp_path):
     train(_cfg(tiny_data, tmp_path / "a.pt", 4))
     train(_cfg(tiny_data, tmp_path / "a.pt", 6, resume=True))

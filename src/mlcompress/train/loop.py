@@ -322,8 +322,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 continue
             opt.step()
             step += 1
-            for k in ("loss", "mse", "bpp"):
-                acc[k] += float(res[k].detach()) if res[k] is not None else math.nan
+            now = {k: float(res[k].detach()) if res[k] is not None else math.nan for k in ("loss", "mse", "bpp")}
+            for k, v in now.items():
+                acc[k] += v
             acc["n"] += 1
             elapsed = run_start_elapsed + time.monotonic() - start
             if step % 50 == 0 or step == cfg.steps:
@@ -341,8 +342,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0:
-                    bar.set_postfix(loss=f"{float(res['loss']):.3f}", bpp=f"{float(res['bpp']):.3f}",
-                                    psnr=_db(_psnr(res["mse"])), refresh=False)
+                    bar.set_postfix(loss=f"{now['loss']:.3f}", bpp=f"{now['bpp']:.3f}",
+                                    psnr=_db(_psnr(now["mse"])), refresh=False)
             if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
                 save_checkpoint(out, state())
                 last_ck = time.monotonic()

@@ -28,6 +28,7 @@ from typing import Callable
 
 from .errors import Error, UsageError
 from .fileio import write_atomic
+from .interrupt import sigterm_as_interrupt, stop_workers, worker_default_sigterm
 from .image import IMAGE_EXTENSIONS
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -183,6 +184,7 @@ def _make_folder(out: str | Path) -> None:
 def _init_worker(max_pixels: int | None) -> None:
     from .limits import set_max_pixels
 
+    worker_default_sigterm()
     set_max_pixels(max_pixels)
 
 
@@ -215,15 +217,15 @@ def _run(pairs: list[tuple[Path, Path]], work: Callable, args: tuple, force: boo
         else:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                     initargs=(limits._max_pixels,)) as pool:
+            with sigterm_as_interrupt(), \
+                    ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(limits._max_pixels,)) as pool:
                 futures = [pool.submit(work, src, dst, *args, force) for src, dst in todo]
                 try:
                     for fut in as_completed(futures):
                         record(fut.result())
                         bar.update(1)
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                except BaseException:  # Ctrl-C, SIGTERM: no worker goes on alone
+                    stop_workers(pool)
                     raise
     return sorted(results, key=lambda r: r.source)
 

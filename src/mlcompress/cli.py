@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Error, UsageError
+from .interrupt import sigterm_as_interrupt
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -579,7 +580,8 @@ def main(argv: list[str] | None = None) -> int:
             from .limits import set_max_pixels
 
             set_max_pixels(args.max_pixels)
-        return args.func(args)
+        with sigterm_as_interrupt():  # `kill`, `timeout`: the same clean stop as Ctrl-C
+            return args.func(args)
     except UsageError as exc:
         print(f"mlcompress: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..interrupt import sigterm_as_interrupt
+
 
 @dataclass
 class TrainConfig:
@@ -300,63 +302,62 @@ def train(cfg: TrainConfig, log=print) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, mininterval=10, dynamic_ncols=False, ascii=True)
-    stop = _interrupt_on_sigterm()
     start = time.monotonic()
     run_start_elapsed = elapsed
     last_ck = start
     acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
     skipped = 0
-    try:
-        while step < cfg.steps:
-            if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:
-                break
-            x = to_tensor(data.batch(rng, cfg.batch)).to(cfg.device, non_blocking=True)
-            res = rd_loss(model(x), x, cfg.lmbda)
-            opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or float("inf"))
-            if not torch.isfinite(norm):  # skip a non-finite step instead of poisoning the weights
-                skipped += 1
-                if skipped > 100:
-                    raise FloatingPointError("training diverged: 100 non-finite gradients")
-                continue
-            opt.step()
-            step += 1
-            now = {k: float(res[k].detach()) if res[k] is not None else math.nan for k in ("loss", "mse", "bpp")}
-            for k, v in now.items():
-                acc[k] += v
-            acc["n"] += 1
-            elapsed = run_start_elapsed + time.monotonic() - start
-            if step % 50 == 0 or step == cfg.steps:
-                n = acc["n"]
-                row = {"step": step, "elapsed": round(elapsed, 1), "loss": acc["loss"] / n,
-                       "bpp": acc["bpp"] / n, "psnr": _psnr(acc["mse"] / n)}
-                history.append(row)
-                acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
-                if bar is None:
-                    log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {_db(row['psnr'])}")
-            if fixed is not None and step % cfg.eval_every == 0:
+    with sigterm_as_interrupt():
+        try:
+            while step < cfg.steps:
+                if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:
+                    break
+                x = to_tensor(data.batch(rng, cfg.batch)).to(cfg.device, non_blocking=True)
+                res = rd_loss(model(x), x, cfg.lmbda)
+                opt.zero_grad(set_to_none=True)
+                res["loss"].backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or float("inf"))
+                if not torch.isfinite(norm):  # skip a non-finite step instead of poisoning the weights
+                    skipped += 1
+                    if skipped > 100:
+                        raise FloatingPointError("training diverged: 100 non-finite gradients")
+                    continue
+                opt.step()
+                step += 1
+                now = {k: float(res[k].detach()) if res[k] is not None else math.nan for k in ("loss", "mse", "bpp")}
+                for k, v in now.items():
+                    acc[k] += v
+                acc["n"] += 1
+                elapsed = run_start_elapsed + time.monotonic() - start
+                if step % 50 == 0 or step == cfg.steps:
+                    n = acc["n"]
+                    row = {"step": step, "elapsed": round(elapsed, 1), "loss": acc["loss"] / n,
+                           "bpp": acc["bpp"] / n, "psnr": _psnr(acc["mse"] / n)}
+                    history.append(row)
+                    acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
+                    if bar is None:
+                        log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {_db(row['psnr'])}")
+                if fixed is not None and step % cfg.eval_every == 0:
+                    evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
+                    if bar is None:
+                        _log_eval(log, evals[-1])
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0:
+                        bar.set_postfix(loss=f"{now['loss']:.3f}", bpp=f"{now['bpp']:.3f}",
+                                        psnr=_db(_psnr(now["mse"])), refresh=False)
+                if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
+                    save_checkpoint(out, state())
+                    last_ck = time.monotonic()
+            if fixed is not None and evals[-1]["step"] != step:  # where this run ends (steps or time limit)
                 evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
                 if bar is None:
                     _log_eval(log, evals[-1])
+        finally:
             if bar is not None:
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{now['loss']:.3f}", bpp=f"{now['bpp']:.3f}",
-                                    psnr=_db(_psnr(now["mse"])), refresh=False)
-            if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
+                bar.close()
+            if step > 0:
                 save_checkpoint(out, state())
-                last_ck = time.monotonic()
-        if fixed is not None and evals[-1]["step"] != step:  # where this run ends (steps or time limit)
-            evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
-            if bar is None:
-                _log_eval(log, evals[-1])
-    finally:
-        stop()
-        if bar is not None:
-            bar.close()
-        if step > 0:
-            save_checkpoint(out, state())
     return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
 
 
@@ -403,22 +404,6 @@ def _legacy_stage(ck: dict) -> dict:
             "crop": cfg["crop"], "threads": cfg["threads"], "seed": cfg["seed"],
             "init": {"path": cfg["init"], "step": None} if cfg.get("init") else None,
             "note": "runs before stages were recorded, with the settings of the last of them"}
-
-
-def _interrupt_on_sigterm():
-    """Make SIGTERM interrupt training like Ctrl-C (so the last checkpoint is written; background
-    jobs of a shell ignore SIGINT). Returns the function that restores the previous handler."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 def _psnr(mse) -> float | None:

@@ -1,0 +1,124 @@
+"""Stopping cleanly: SIGTERM is taken like Ctrl-C, and no worker process outlives its command."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlcompress.interrupt import sigterm_as_interrupt, stop_workers, worker_default_sigterm
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads child processes from /proc (Linux)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _descendants(pid: int) -> set[int]:
+    out = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for k in kids:
+            out |= {k} | _descendants(k)
+    return out
+
+
+def _sleep_and_say(folder: str) -> None:
+    Path(folder, str(os.getpid())).touch()
+    time.sleep(120)
+
+
+def test_sigterm_inside_the_block_raises_keyboard_interrupt_and_the_old_handler_comes_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@needs_proc
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_stopped_workers_end_at_once_instead_of_finishing_their_task(method, tmp_path):
+    ctx = multiprocessing.get_context(method)
+    with sigterm_as_interrupt():  # as the commands run their pools: forked workers inherit this handler
+        pool = ProcessPoolExecutor(max_workers=2, mp_context=ctx, initializer=worker_default_sigterm)
+        for _ in range(4):
+            pool.submit(_sleep_and_say, str(tmp_path))
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [int(p.name) for p in tmp_path.iterdir()]
+        assert len(pids) == 2
+        stop_workers(pool)
+    assert not [pid for pid in pids if _alive(pid)]
+    assert len(list(tmp_path.iterdir())) == 2  # the queued tasks never started
+
+
+def _photos(folder: Path, n: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    yy, xx = np.mgrid[0:192, 0:192]
+    for i in range(n):
+        img = np.stack([xx + i * 9, yy * 1.2, (xx + yy) / 2], 2) + rng.normal(0, 12, (192, 192, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"p{i}.png")
+
+
+@needs_proc
+@pytest.mark.parametrize("command", ["bench", "compress"])
+def test_sigterm_stops_a_parallel_command_like_ctrl_c_and_leaves_no_worker_running(command, tmp_path):
+    """`kill` or `timeout` on `bench --jobs 2` or `compress DIR --jobs 2` with a slow encoder: the
+    command exits as interrupted, its workers end with it, and what it wrote is complete."""
+    pytest.importorskip("torch")
+    _photos(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    args = {"bench": ["bench", "--data", tmp_path / "in", "--out", out, "--codecs", "hyperprior-sga", "--jobs", "2"],
+            "compress": ["compress", tmp_path / "in", "-o", out, "-c", "hyperprior-sga", "-q", "1", "--jobs", "2"]}
+    exe = Path(sys.executable).with_name("mlcompress")
+    proc = subprocess.Popen([exe, *args[command]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = {pid for pid in _descendants(proc.pid) if _alive(pid)}
+        time.sleep(3)  # the workers are importing or encoding
+        workers |= {pid for pid in _descendants(proc.pid) if _alive(pid)}
+        assert proc.poll() is None, "the command ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130
+        assert err.strip().splitlines()[-1] == "mlcompress: interrupted" and "Traceback" not in err
+        deadline = time.monotonic() + 10
+        while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)]
+        assert not list(out.rglob("*.part"))
+        if command == "compress":
+            import mlcompress
+
+            for f in out.glob("*.mlc"):
+                assert mlcompress.decode(f.read_bytes()).shape == (192, 192, 3)
+    finally:
+        proc.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

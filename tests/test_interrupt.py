@@ -76,9 +76,9 @@ def _photos(folder: Path, n: int) -> None:
 
     rng = np.random.default_rng(0)
     folder.mkdir()
-    yy, xx = np.mgrid[0:192, 0:192]
+    yy, xx = np.mgrid[0:256, 0:256]
     for i in range(n):
-        img = np.stack([xx + i * 9, yy * 1.2, (xx + yy) / 2], 2) + rng.normal(0, 12, (192, 192, 3))
+        img = np.stack([xx + i * 9, yy * 0.9, (xx + yy) / 2], 2) + rng.normal(0, 12, (256, 256, 3))
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"p{i}.png")
 
 
@@ -88,10 +88,10 @@ def test_sigterm_stops_a_parallel_command_like_ctrl_c_and_leaves_no_worker_runni
     """`kill` or `timeout` on `bench --jobs 2` or `compress DIR --jobs 2` with a slow encoder: the
     command exits as interrupted, its workers end with it, and what it wrote is complete."""
     pytest.importorskip("torch")
-    _photos(tmp_path / "in", 6)
+    _photos(tmp_path / "in", 16)  # minutes of work, so it is still running when stopped
     out = tmp_path / "out"
     args = {"bench": ["bench", "--data", tmp_path / "in", "--out", out, "--codecs", "hyperprior-sga", "--jobs", "2"],
-            "compress": ["compress", tmp_path / "in", "-o", out, "-c", "hyperprior-sga", "-q", "1", "--jobs", "2"]}
+            "compress": ["compress", tmp_path / "in", "-o", out, "-c", "hyperprior-ctx-sga", "-q", "1", "--jobs", "2"]}
     exe = Path(sys.executable).with_name("mlcompress")
     proc = subprocess.Popen([exe, *args[command]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers: set[int] = set()
@@ -116,7 +116,7 @@ def test_sigterm_stops_a_parallel_command_like_ctrl_c_and_leaves_no_worker_runni
             import mlcompress
 
             for f in out.glob("*.mlc"):
-                assert mlcompress.decode(f.read_bytes()).shape == (192, 192, 3)
+                assert mlcompress.decode(f.read_bytes()).shape == (256, 256, 3)
     finally:
         proc.kill()
         for pid in workers:

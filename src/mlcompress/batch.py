@@ -28,8 +28,8 @@ from typing import Callable
 
 from .errors import Error, UsageError
 from .fileio import write_atomic
-from .interrupt import sigterm_as_interrupt, stop_workers, worker_default_sigterm
 from .image import IMAGE_EXTENSIONS
+from .interrupt import sigterm_as_interrupt, stop_workers, worker_default_sigterm
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 

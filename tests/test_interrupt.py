@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mlcompress.interrupt import sigterm_as_interrupt, stop_workers, worker_default_sigterm
+from mlcompress.interrupt import sigterm_as_interrupt, stop_workers, worker_pool
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads child processes from /proc (Linux)")
 
@@ -57,8 +56,7 @@ def test_sigterm_inside_the_block_raises_keyboard_interrupt_and_the_old_handler_
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_stopped_workers_end_at_once_instead_of_finishing_their_task(method, tmp_path):
     ctx = multiprocessing.get_context(method)
-    with sigterm_as_interrupt():  # as the commands run their pools: forked workers inherit this handler
-        pool = ProcessPoolExecutor(max_workers=2, mp_context=ctx, initializer=worker_default_sigterm)
+    with worker_pool(2, mp_context=ctx) as pool:  # forked workers inherit its SIGTERM handler
         for _ in range(4):
             pool.submit(_sleep_and_say, str(tmp_path))
         deadline = time.monotonic() + 60

@@ -29,7 +29,7 @@ from typing import Callable
 from .errors import Error, UsageError
 from .fileio import write_atomic
 from .image import IMAGE_EXTENSIONS
-from .interrupt import sigterm_as_interrupt, stop_workers, worker_default_sigterm
+from .interrupt import worker_pool
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
@@ -184,7 +184,6 @@ def _make_folder(out: str | Path) -> None:
 def _init_worker(max_pixels: int | None) -> None:
     from .limits import set_max_pixels
 
-    worker_default_sigterm()
     set_max_pixels(max_pixels)
 
 
@@ -215,18 +214,13 @@ def _run(pairs: list[tuple[Path, Path]], work: Callable, args: tuple, force: boo
                 record(work(src, dst, *args, force))
                 bar.update(1)
         else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import as_completed
 
-            with sigterm_as_interrupt(), \
-                    ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(limits._max_pixels,)) as pool:
+            with worker_pool(jobs, initializer=_init_worker, initargs=(limits._max_pixels,)) as pool:
                 futures = [pool.submit(work, src, dst, *args, force) for src, dst in todo]
-                try:
-                    for fut in as_completed(futures):
-                        record(fut.result())
-                        bar.update(1)
-                except BaseException:  # Ctrl-C, SIGTERM: no worker goes on alone
-                    stop_workers(pool)
-                    raise
+                for fut in as_completed(futures):
+                    record(fut.result())
+                    bar.update(1)
     return sorted(results, key=lambda r: r.source)
 
 

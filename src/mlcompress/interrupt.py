@@ -57,9 +57,32 @@ def stop_workers(pool) -> None:
 
 
 def worker_default_sigterm() -> None:
-    """For a pool's initializer: SIGTERM ends the worker at once. A forked worker inherits its
-    parent's handler, which would turn SIGTERM into an exception that the pool hands back as the
-    task's result before the worker takes the next one."""
+    """In a worker: SIGTERM ends it at once. A forked worker inherits its parent's handler, which
+    would turn SIGTERM into an exception that the pool hands back as the task's result before the
+    worker takes the next one."""
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _start_worker(initializer, initargs: tuple) -> None:
+    worker_default_sigterm()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextmanager
+def worker_pool(max_workers: int, mp_context=None, initializer=None, initargs: tuple = ()):
+    """A ProcessPoolExecutor whose workers do not outlive the block: SIGTERM interrupts it like
+    Ctrl-C, and on any exception (Ctrl-C, SIGTERM, a failed task) the queued work is cancelled and
+    the workers end at once (:func:`stop_workers`)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with sigterm_as_interrupt(), ProcessPoolExecutor(max_workers=max_workers, mp_context=mp_context,
+                                                     initializer=_start_worker,
+                                                     initargs=(initializer, initargs)) as pool:
+        try:
+            yield pool
+        except BaseException:
+            stop_workers(pool)
+            raise

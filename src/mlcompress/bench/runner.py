@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import numpy as np
 from .. import metrics, registry
 from ..errors import UnsupportedError, UsageError
 from ..image import IMAGE_EXTENSIONS, read_image
-from ..interrupt import sigterm_as_interrupt, stop_workers
+from ..interrupt import worker_pool
 
 CELLS_FILE = "cells.jsonl"
 
@@ -377,16 +377,11 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
                 import multiprocessing
 
                 ctx = multiprocessing.get_context("spawn")  # no fork after torch started threads
-                with sigterm_as_interrupt(), \
-                        ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
+                with worker_pool(jobs, mp_context=ctx, initializer=_worker_init) as pool:
                     futs = [pool.submit(measure_task, path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs))
                             for (path, name), qs in items]
-                    try:
-                        for fut in as_completed(futs):
-                            take(fut.result())
-                    except BaseException:  # Ctrl-C, SIGTERM, a failed cell: no worker goes on alone
-                        stop_workers(pool)
-                        raise
+                    for fut in as_completed(futs):
+                        take(fut.result())
         finally:
             bar.close()
     return wanted, computed, cached, failures

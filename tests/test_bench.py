@@ -205,6 +205,11 @@ def test_thesis_tables_include_cae_thesis_exactly_when_it_is_available(tmp_path)
     path = thesis.write_tables(tmp_path / "T.md", codecs=["jpeg"], kodak_images=0)
     text = path.read_text()
     assert "48.1308" in text and "skimage astronaut" in text and "| jpeg |" in text
+    # the named codecs are the only ones measured, in the Kodak tables (section 3) too
+    section3 = text.split("## 3.")[1]
+    rows = [line.split(" | ")[1] for line in section3.splitlines() if line.startswith("| kodim")]
+    if "Skipped: the Kodak images" not in section3:
+        assert rows and set(rows) == {"jpeg"}
 
 
 def test_published_anchors_load_from_both_layouts_and_are_labelled_published():

@@ -43,8 +43,7 @@ def test_repeated_encodes_give_identical_bytes_and_decodes_identical_pixels(name
     codec = _codec(name)
     img = _image()
     first = _encode(codec, img)
-    for _ in range(2):
-        assert _encode(codec, img) == first
+    assert _encode(codec, img) == first
     a, b = mlcompress.decode(first), mlcompress.decode(first)
     assert np.array_equal(a, b)
 
@@ -70,6 +69,8 @@ print(json.dumps(out))
 
 
 def test_a_new_process_with_another_hash_seed_writes_the_same_bytes():
+    # every native codec that writes its own files; a refining encoder (hyperprior-sga) writes
+    # through its base codec's container code and its seeded refinement uses no hashing
     codecs, skipped = fuzz.native_codecs()
     if not codecs:
         pytest.skip(f"no native codec available (skipped: {skipped or 'none registered'})")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import mlcompress
 from mlcompress import container as mlc
-from mlcompress import fuzz
+from mlcompress import fuzz, registry
 from mlcompress.errors import CorruptDataError, Error
 
 #: crash inputs found by the fuzzer and fixed since: (codec, hex of the minimal reproducer).
@@ -61,6 +61,20 @@ def test_fuzzing_every_native_codec_for_1500_cases_finds_no_crash(tmp_path):
     assert report.crashes == 0, report.summary()
     assert set(report.mutations) == set(fuzz.MUTATIONS)
     assert not report.slow, report.summary()
+
+
+def test_encoders_writing_another_codecs_files_are_fuzzed_through_that_codec_unless_named():
+    chosen, skipped = fuzz.native_codecs()
+    names = {c.name for c in chosen}
+    variants = [c for c in registry.codecs() if c.native and c.file_codec != c.name]
+    assert variants, "no registered encoder writes another codec's files"
+    for codec in variants:
+        assert codec.name not in names
+        assert skipped[codec.name] == f"writes {codec.file_codec} files, fuzzed as {codec.file_codec}"
+    available = [c for c in variants if not c.unavailable_reason()]
+    if available:  # named, it is fuzzed with its own seeds
+        named, _ = fuzz.native_codecs([available[0].name])
+        assert [c.name for c in named] == [available[0].name]
 
 
 def test_fuzz_command_runs_under_a_memory_cap_and_exits_zero(tmp_path):

@@ -29,7 +29,17 @@ _codec = require_codec
 
 
 def _small_file(codec) -> bytes:
-    """A small file of the codec: an RGB (or its first layout) gradient at the lowest quality."""
+    """A small file of the codec: an RGB (or its first layout) gradient at the lowest quality.
+    Encoded once per codec (a refining encoder takes seconds); bytes are immutable."""
+    if codec.name not in _SMALL_FILES:
+        _SMALL_FILES[codec.name] = _encode_small(codec)
+    return _SMALL_FILES[codec.name]
+
+
+_SMALL_FILES: dict[str, bytes] = {}
+
+
+def _encode_small(codec) -> bytes:
     ch = 3 if 3 in codec.channels else codec.channels[0]
     q = codec.quality_range[0] if codec.quality_range else None
     last = None

@@ -556,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("thesis-tables", help="reproduce the thesis's tables beside proper measurements")
     t.add_argument("--out", default="docs/THESIS_TABLES.md")
-    t.add_argument("--codecs", help="comma-separated codecs (default: jpeg, webp and cae-thesis when available)")
+    t.add_argument("--codecs", help="comma-separated codecs, for every table (default: jpeg, webp and "
+                   "cae-thesis when available; the Kodak tables add the thesis's pipelines and the other codecs)")
     t.add_argument("--data", help="Kodak folder (default: ../shared/data/kodak beside the repository)")
     t.add_argument("--images", type=int, default=4, help="how many Kodak images (default 4)")
     t.set_defaults(func=cmd_thesis_tables)

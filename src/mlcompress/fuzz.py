@@ -80,6 +80,8 @@ def seed_images() -> list[np.ndarray]:
 
 def native_codecs(names: list[str] | None = None, classical: bool = False) -> tuple[list, dict[str, str]]:
     """The available native codecs (all, or those named) and {name: reason} for those skipped.
+    Without names, an encoder that writes another codec's files (``hyperprior-sga``) is left to
+    that codec.
 
     With ``classical`` the classical codecs (JPEG, WebP, ...) join in: ``mlcompress.decode``
     reads their files too, through Pillow and imagecodecs, and must fail as cleanly.
@@ -93,6 +95,11 @@ def native_codecs(names: list[str] | None = None, classical: bool = False) -> tu
     for codec in wanted:
         if not codec.native and not classical:
             skipped[codec.name] = "not a native (.mlc) codec (add --classical)"
+            continue
+        if not names and codec.native and codec.file_codec != codec.name:
+            # a refining encoder: its files are another codec's, read by that codec's decoder, so
+            # its seeds would fuzz the same decoder again (and cost a minute of refinement)
+            skipped[codec.name] = f"writes {codec.file_codec} files, fuzzed as {codec.file_codec}"
             continue
         reason = codec.unavailable_reason()
         if reason:

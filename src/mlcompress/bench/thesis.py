@@ -225,7 +225,7 @@ def build_tables(codecs: list[str] | None = None, data_dir: str | Path | None = 
              f"{THUMB_SIDE * THUMB_SIDE}-pixel image stands for the full one) more than the codec, and its PSNR "
              "compares two thumbnails, so neither says how well the full image is kept.")
     L.append("")
-    L += kodak_tables(data_dir)
+    L += kodak_tables(data_dir, names if codecs else None)
     v = library_versions()
     L.append("Libraries: " + ", ".join(f"{k} {v[k]}" for k in ("numpy", "pillow", "imagecodecs", "scikit-image", "torch")
                                        if k in v) + ".")
@@ -240,8 +240,9 @@ TABLE23_CODECS = ("rle", "vq", "vq+rle", "rle+vq", "rle+vq+cae", "cae-thesis", "
                   "jpeg", "webp", "jpeg2000", "avif", "jxl", "png")
 
 
-def kodak_tables(data_dir: str | Path | None = None) -> list[str]:
-    """Markdown lines of section 3: the thesis's seven Kodak images through our codecs."""
+def kodak_tables(data_dir: str | Path | None = None, codecs: list[str] | None = None) -> list[str]:
+    """Markdown lines of section 3: the thesis's seven Kodak images through our codecs (the
+    available ones of ``codecs``, by default of TABLE23_CODECS)."""
     from ..demo import measure as measure_codec
     from ..data import kodak_dir as default_data_dir
 
@@ -250,7 +251,7 @@ def kodak_tables(data_dir: str | Path | None = None) -> list[str]:
     L = ["## 3. Tables 2 and 3: the thesis's Kodak images with our codecs", ""]
     if not all(p.is_file() for p in paths):
         return L + [f"Skipped: the Kodak images {', '.join(THESIS_KODAK)} are not in {folder}.", ""]
-    names = [n for n in TABLE23_CODECS if n in registry.list_codecs() and registry.get(n).available()]
+    names = [n for n in (codecs or TABLE23_CODECS) if n in registry.list_codecs() and registry.get(n).available()]
     L.append("Each codec at its default quality, full resolution; bytes of the real file, compression rate "
              "against the 24-bit BMP size as the thesis defines it, PSNR on 0..255 with peak 255.")
     L.append("")

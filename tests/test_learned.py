@@ -103,6 +103,25 @@ def models_checkerboard(h, w):
     return checkerboard(h, w, True)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_synthesis_runs_channels_last_and_keeps_its_parameter_names(arch):
+    from torch import nn
+
+    model = _tiny(arch, refine=4).eval()
+    torch.nn.init.normal_(model.g_s[-1].net[-1].weight, std=0.1)
+    y = torch.round(4 * torch.randn(1, model.M, 3, 5))
+    seen = []
+    hook = model.g_s[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(
+        memory_format=torch.channels_last)))
+    with torch.no_grad():
+        out = model.g_s(y)
+        default_order = nn.Sequential.forward(model.g_s, y)  # the same layers in the default order
+    hook.remove()
+    assert seen == [True, False] and out.shape == (1, 3, 48, 80)
+    assert torch.allclose(out, default_order, atol=1e-5)
+    assert "g_s.0.weight" in model.state_dict()  # weights files keep loading
+
+
 @pytest.mark.parametrize("height", [1, 5, 32, 33, 70])
 def test_the_refiner_decodes_in_strips_to_the_same_numbers_as_its_training_pass(height):
     from mlcompress.nn.models import Refiner

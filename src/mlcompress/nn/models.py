@@ -31,12 +31,23 @@ def analysis(n: int, m: int) -> nn.Sequential:
     return nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
 
 
-def synthesis(n: int, m: int, refine: int = 0) -> nn.Sequential:
+class Synthesis(nn.Sequential):
+    """g_s's layers in a Sequential (the same parameter names) that runs them on channels-last
+    tensors: the CPU's transposed convolutions are much faster that way (a Kodak image's g_s
+    0.63-0.69 -> 0.48-0.49 s on one core, the 64-channel layer at half resolution about 3x).
+    Training and refinement already run the whole model channels-last; decoding, the encoder's
+    own decode included, now does too, so all of them compute the same function the same way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.contiguous(memory_format=torch.channels_last))
+
+
+def synthesis(n: int, m: int, refine: int = 0) -> Synthesis:
     """g_s: B x M x h x w -> B x 3 x 16h x 16w (4 stride-2 5x5 transposed convs, IGDN between),
     then, with ``refine`` > 0, a :class:`Refiner` of that many channels at full resolution."""
     layers = [deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
               deconv(n, n), GDN(n, inverse=True), deconv(n, 3)]
-    return nn.Sequential(*layers, *([Refiner(refine)] if refine else []))
+    return Synthesis(*layers, *([Refiner(refine)] if refine else []))
 
 
 class Refiner(nn.Module):

@@ -92,6 +92,21 @@ def test_fuzz_command_runs_under_a_memory_cap_and_exits_zero(tmp_path):
     assert not (tmp_path / "crashes").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--cases", "0"], "--cases must be at least 1, got 0"),
+    (["--mem-mb", "-1"], "--mem-mb must be at least 0, got -1"),
+    (["--fuzz-max-pixels", "0"], "--fuzz-max-pixels must be at least 1, got 0"),
+    (["--hang-seconds", "-1"], "--hang-seconds must be a positive number, got -1.0"),
+])
+def test_fuzz_command_refuses_values_no_run_can_use_before_any_work(args, message, tmp_path, capsys):
+    from mlcompress.cli import main
+
+    assert main(["fuzz", "--crash-dir", str(tmp_path / "crashes"), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err == f"mlcompress: error: {message}"
+    assert not (tmp_path / "crashes").exists()
+
+
 @pytest.mark.parametrize("codec,hexdata", REGRESSIONS)
 def test_fixed_fuzz_crash_no_longer_crashes(codec, hexdata):
     if codec not in mlcompress.list_codecs(available_only=True):

@@ -218,6 +218,44 @@ def test_cli_train_refuses_options_the_model_does_not_read_before_any_work(model
     assert not out.exists()
 
 
+_LOOP_ARGS = ["--lambda", "0.01", "--steps", "1"]
+_CAE_ARGS = ["--max-steps", "1"]
+
+
+@pytest.mark.parametrize("model, args, message", [
+    ("hyperprior", ["--lambda", "-1", "--steps", "1"], "--lambda must be a positive number, got -1.0"),
+    ("hyperprior", ["--lambda", "nan", "--steps", "1"], "--lambda must be a positive number, got nan"),
+    ("factorized", ["--lambda", "inf", "--steps", "1"], "--lambda must be a positive number, got inf"),
+    ("hyperprior", ["--lambda", "0.01", "--steps", "0"], "--steps must be at least 1, got 0"),
+    ("hyperprior", [*_LOOP_ARGS, "--batch", "0"], "--batch must be at least 1, got 0"),
+    ("hyperprior", [*_LOOP_ARGS, "--N", "0"], "--N must be at least 1, got 0"),
+    ("hyperprior", [*_LOOP_ARGS, "--threads", "0"], "--threads must be at least 1, got 0"),
+    ("hyperprior", [*_LOOP_ARGS, "--refine", "-1"], "--refine must be at least 0, got -1"),
+    ("hyperprior", [*_LOOP_ARGS, "--seed", "-1"], "--seed must be at least 0, got -1"),
+    ("hyperprior", [*_LOOP_ARGS, "--lr", "-1"], "--lr must be a number >= 0, got -1.0"),
+    ("hyperprior", [*_LOOP_ARGS, "--eval-every", "-1"], "--eval-every must be at least 0, got -1"),
+    ("hyperprior", [*_LOOP_ARGS, "--time-limit", "0"], "--time-limit must be a positive number, got 0.0"),
+    ("hyperprior", [*_LOOP_ARGS, "--checkpoint-minutes", "-1"], "--checkpoint-minutes must be a positive number"),
+    ("hyperprior", [*_LOOP_ARGS, "--crop", "96"], "--crop must be a multiple of 64 for hyperprior"),
+    ("factorized", [*_LOOP_ARGS, "--crop", "0"], "--crop must be a multiple of 16 for factorized"),
+    ("hyperprior-ctx", [*_LOOP_ARGS, "--M", "10"], "--M must be a multiple of 4 for hyperprior-ctx"),
+    ("cae-thesis", [*_CAE_ARGS, "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("cae-thesis", [*_CAE_ARGS, "--batch", "0"], "--batch must be at least 1, got 0"),
+    ("cae-thesis", ["--max-steps", "0"], "--max-steps must be at least 1, got 0"),
+    ("cae-thesis", [*_CAE_ARGS, "--lr", "inf"], "--lr must be a positive number, got inf"),
+])
+def test_cli_train_refuses_values_no_run_can_use_in_one_line_before_any_work(model, args, message, tiny_data,
+                                                                                tmp_path, capsys):
+    # 0 is a value, not "the default": it was once taken for the default (--batch 0 trained at 8)
+    from mlcompress.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", model, "--data", str(tiny_data), "--out", str(out), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("mlcompress: error: ") and message in err
+    assert not out.exists()
+
+
 def _runs_q2_q4(tiny_data, tmp_path):
     """A run folder with one-step checkpoints of levels 2 and 4 (lambda 0.05)."""
     runs = tmp_path / "runs"

@@ -332,16 +332,20 @@ def cmd_thesis_tables(args) -> int:
     return EXIT_OK
 
 
+def _or(value, default):
+    """An option's value, or the default when it was not given (0 is a value, checked as such)."""
+    return default if value is None else value
+
+
 def _train_cae_thesis(args) -> int:
     """`mlcompress train cae-thesis`: the thesis recipe (train/cae.py), defaults from CAERecipe."""
     from .train.cae import CAERecipe, train_cae
 
     d = CAERecipe()
     recipe = CAERecipe(
-        data=args.data or d.data, epochs=args.epochs or d.epochs, batch=args.batch or d.batch,
-        lr=args.lr or d.lr, val_split=d.val_split if args.val_split is None else args.val_split,
-        seed=d.seed if args.seed is None else args.seed, threads=args.threads or d.threads,
-        max_steps=args.max_steps,
+        data=args.data or d.data, epochs=_or(args.epochs, d.epochs), batch=_or(args.batch, d.batch),
+        lr=_or(args.lr, d.lr), val_split=_or(args.val_split, d.val_split), seed=_or(args.seed, d.seed),
+        threads=_or(args.threads, d.threads), max_steps=args.max_steps,
     )
     out = args.out or "checkpoints/cae-thesis"
     res = train_cae(recipe, out_dir=out, progress=None if args.quiet else print)
@@ -361,13 +365,13 @@ def _train_learned(args) -> int:
     d = TrainConfig(model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out)
     cfg = TrainConfig(
         model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out,
-        N=args.N or d.N, M=args.M or d.M, refine=args.refine or d.refine,
-        batch=args.batch or d.batch, crop=args.crop or d.crop,
-        lr=args.lr or d.lr, threads=args.threads or d.threads, seed=d.seed if args.seed is None else args.seed,
+        N=_or(args.N, d.N), M=_or(args.M, d.M), refine=_or(args.refine, d.refine),
+        batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop),
+        lr=_or(args.lr, d.lr), threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed),
         resume=args.resume, init=args.init, init_refiner=args.init_refiner,
         checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant or d.quant, freeze=args.freeze or "",
-        eval_every=d.eval_every if args.eval_every is None else args.eval_every, device=args.device or d.device,
+        eval_every=_or(args.eval_every, d.eval_every), device=args.device or d.device,
     )
     res = train(cfg)
     print(f"stopped at step {res['step']} after {res['elapsed']:.0f} s; checkpoint {args.out}: {res['last']}")

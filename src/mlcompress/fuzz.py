@@ -692,6 +692,11 @@ def fuzz_main(cases: int, seed: int = 0, codecs: list[str] | None = None, crash_
     """
     from .errors import UsageError
 
+    for flag, value, least in (("--cases", cases, 1), ("--mem-mb", mem_mb, 0), ("--fuzz-max-pixels", max_pixels, 1)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be at least {least}, got {value}")
+    if hang_seconds is not None and not hang_seconds > 0:
+        raise UsageError(f"--hang-seconds must be a positive number, got {hang_seconds}")
     chosen, skipped = native_codecs(codecs, classical)
     corpus, no_seed = seed_corpus(chosen)  # encode first: learned codecs load torch and weights here
     skipped.update(no_seed)
@@ -708,8 +713,9 @@ def fuzz_main(cases: int, seed: int = 0, codecs: list[str] | None = None, crash_
     for files in corpus.values():
         mlcompress.decode(files[0])
     mem_note = limit_address_space(mem_mb) if mem_mb > 0 else "no address-space limit"
-    report = run(cases, seed, crash_dir=crash_dir, max_pixels=max_pixels or FUZZ_MAX_PIXELS, corpus=corpus,
-                 hang_seconds=HANG_SECONDS if hang_seconds is None else hang_seconds, progress=progress)
+    report = run(cases, seed, crash_dir=crash_dir, max_pixels=FUZZ_MAX_PIXELS if max_pixels is None else max_pixels,
+                 corpus=corpus, hang_seconds=HANG_SECONDS if hang_seconds is None else hang_seconds,
+                 progress=progress)
     report.skipped = skipped
     return report, mem_note
 

@@ -365,7 +365,10 @@ class ContextHyperprior(MeanScaleHyperprior):
     threaded, so they agree bit for bit on every scale index and mean.
     """
 
-    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, slices: int = 4):
+    #: channel groups of the shipped weights (M must be a multiple)
+    SLICES = 4
+
+    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, slices: int = SLICES):
         super().__init__(N, M, refine)
         if M % slices:
             raise ValueError(f"M={M} is not a multiple of slices={slices}")

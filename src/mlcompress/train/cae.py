@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,8 +168,14 @@ def train_cae(
     from ..nn.cae import build_cae, count_parameters
 
     say = progress or (lambda msg: None)
-    if recipe.epochs < 1 or recipe.batch < 1 or not recipe.lr > 0:
-        raise UsageError("epochs and batch must be >= 1 and lr > 0")
+    for flag, value in (("--epochs", recipe.epochs), ("--batch", recipe.batch), ("--threads", recipe.threads),
+                        ("--max-steps", recipe.max_steps)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if not (math.isfinite(recipe.lr) and recipe.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {recipe.lr}")
+    if recipe.seed < 0:
+        raise UsageError(f"--seed must be at least 0, got {recipe.seed}")
     t_start = time.perf_counter()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(recipe.threads)))

@@ -194,6 +194,35 @@ def init_from(model, src, log=print) -> None:
     log(f"init: {len(shared)} of {len(own)} tensors from {type(src).__name__}")
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Raise UsageError, naming the option, for a value no run can use (before any work is done
+    or any file written)."""
+    from ..errors import UsageError
+    from ..nn.models import MODELS
+
+    if cfg.model not in MODELS:
+        raise UsageError(f"unknown model {cfg.model!r}; trainable: {', '.join(sorted(MODELS))}")
+    for flag, value in (("--lambda", cfg.lmbda), ("--checkpoint-minutes", cfg.checkpoint_minutes),
+                        ("--time-limit", cfg.time_limit_minutes), ("clip", cfg.clip)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{flag} must be a positive number, got {value}")
+    if not (math.isfinite(cfg.lr) and cfg.lr >= 0):  # 0 copies --init (and --init-refiner) unchanged
+        raise UsageError(f"--lr must be a number >= 0, got {cfg.lr}")
+    for flag, value, least in (("--steps", cfg.steps, 1), ("--N", cfg.N, 1), ("--M", cfg.M, 1),
+                               ("--refine", cfg.refine, 0), ("--batch", cfg.batch, 1), ("--threads", cfg.threads, 1),
+                               ("--seed", cfg.seed, 0), ("--eval-every", cfg.eval_every, 0),
+                               ("eval_crops", cfg.eval_crops, 1)):
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least}, got {value}")
+    multiple = MODELS[cfg.model].multiple
+    if cfg.crop < multiple or cfg.crop % multiple:
+        raise UsageError(f"--crop must be a multiple of {multiple} for {cfg.model} (its latents are 1/{multiple} "
+                         f"of the side), got {cfg.crop}")
+    slices = getattr(MODELS[cfg.model], "SLICES", None)
+    if slices and cfg.M % slices:
+        raise UsageError(f"--M must be a multiple of {slices} for {cfg.model} (its channel groups), got {cfg.M}")
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train (or resume) according to ``cfg``; returns the final checkpoint state's summary."""
     import torch
@@ -203,6 +232,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     from ..nn.models import build
     from .data import CropSampler
 
+    check_config(cfg)
     if cfg.quant not in QUANT_MODES:
         raise UsageError(f"quant must be one of {', '.join(QUANT_MODES)}, not {cfg.quant!r}")
     if cfg.device not in DEVICES:

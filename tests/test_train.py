@@ -275,6 +275,51 @@ def test_publish_exports_every_level_and_writes_a_model_card(tiny_data, tmp_path
     assert "hyperprior-q4 | 0.05" in card
 
 
+def test_publish_refuses_a_missing_or_checkpointless_runs_folder_and_leaves_the_card_as_it_was(tmp_path):
+    from mlcompress.errors import UsageError
+    from mlcompress.train.evaluate import publish
+
+    (tmp_path / "hyperprior.md").write_text("the shipped card, Kodak table included\n")
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(UsageError, match="does not exist"):
+        publish("hyperprior", tmp_path / "nowhere", None, out_dir=tmp_path)
+    with pytest.raises(UsageError, match="no checkpoint q1.pt..q9.pt in .*: nothing to export"):
+        publish("hyperprior", tmp_path / "runs", None, out_dir=tmp_path)
+    assert (tmp_path / "hyperprior.md").read_text() == "the shipped card, Kodak table included\n"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"garbage\n", "is not a readable training checkpoint"),
+    ({"weights": [0.0, 1.0]}, "is not an mlcompress training checkpoint"),
+    ([1, 2], "is not an mlcompress training checkpoint"),
+    ({"config": {"model": "hyperprior"}, "model": {}}, "holds weights but not their training record"),
+])
+def test_export_refuses_a_file_that_is_not_a_training_checkpoint_as_corrupt_data(content, message, tmp_path):
+    from mlcompress.errors import CorruptDataError
+    from mlcompress.train.export import export
+
+    ck = tmp_path / "ck.pt"
+    if isinstance(content, bytes):
+        ck.write_bytes(content)
+    else:
+        torch.save(content, ck)
+    with pytest.raises(CorruptDataError, match=message):
+        export(ck, "hyperprior-q3", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "q3 x"])
+def test_export_refuses_a_weights_name_that_is_not_a_plain_file_name(name, tiny_data, tmp_path):
+    from mlcompress.errors import UsageError
+    from mlcompress.train.export import export
+
+    ck = tmp_path / "ck.pt"
+    train(_cfg(tiny_data, ck, 1))
+    with pytest.raises(UsageError, match="weights name must be"):
+        export(ck, name, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.safetensors").exists()
+
+
 def test_publish_keeps_the_shipped_weights_and_recipe_of_levels_without_a_checkpoint(tiny_data, tmp_path):
     import json
 

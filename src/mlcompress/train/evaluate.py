@@ -290,6 +290,12 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
 
     runs_dir = Path(runs_dir)
     out_dir = Path(out_dir) if out_dir else WEIGHTS_DIR
+    if not runs_dir.is_dir():
+        raise UsageError(f"runs folder {runs_dir} does not exist")
+    if not any((runs_dir / f"q{q}.pt").is_file() for q in range(1, 10)):
+        # nothing to export: rewriting the card from the shipped levels alone would only lose what
+        # it holds (its Kodak table when --kodak is not given)
+        raise UsageError(f"no checkpoint q1.pt..q9.pt in {runs_dir}: nothing to export")
     recipes = []
     for q in range(1, 10):
         ck, name = runs_dir / f"q{q}.pt", f"{arch}-q{q}"

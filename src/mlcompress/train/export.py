@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -120,10 +121,16 @@ def _doublings(rows: list[dict]) -> list[int]:
 
 def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> dict:
     """Write ``out_dir/<name>.safetensors`` and ``<name>.json`` from a checkpoint; -> recipe dict."""
+    from ..errors import CorruptDataError, UsageError
     from ..fileio import write_atomic
     from .loop import load_checkpoint, model_from_checkpoint
 
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        raise UsageError(f"weights name must be letters, digits and _.+- (e.g. hyperprior-q3), got {name!r}")
     ck = load_checkpoint(ckpt)
+    missing = sorted({"step", "elapsed", "history"} - ck.keys())
+    if missing:
+        raise CorruptDataError(f"{ckpt} holds weights but not their training record ({', '.join(missing)})")
     cfg = ck["config"]
     model = model_from_checkpoint(ck)
     blob = write_weights(model, name, cfg["lmbda"], out_dir, force)

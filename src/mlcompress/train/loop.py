@@ -108,11 +108,17 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     import torch
 
-    from ..errors import UsageError
+    from ..errors import CorruptDataError, UsageError
 
     if not Path(path).is_file():
         raise UsageError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # zip, pickle and torch errors alike: nothing a checkpoint can be read from
+        raise CorruptDataError(f"{path} is not a readable training checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ck, dict) or not {"config", "model"} <= ck.keys() or not isinstance(ck["config"], dict):
+        raise CorruptDataError(f"{path} is not an mlcompress training checkpoint")
+    return ck
 
 
 def load_model(path: str | Path):

@@ -125,6 +125,14 @@ def test_fuzzing_the_classical_decoders_for_600_cases_finds_no_crash(tmp_path):
     assert report.crashes == 0, report.summary()
 
 
+def test_fuzzing_native_and_classical_codecs_together_splices_only_mlc_files(tmp_path):
+    # the container mutations once took a JPEG or PNG seed apart as if it were an .mlc file and
+    # stopped the run with "not an .mlc file" (`make fuzz` with --classical)
+    report = fuzz.run(400, seed=18, codecs=["rle", "png"], crash_dir=tmp_path, classical=True)
+    assert report.cases == 400 and report.crashes == 0, report.summary()
+    assert report.mutations["swap-codec"] + report.mutations["stacked"] > 0
+
+
 # ------------------------------------------------------------ the fuzzer itself, on a fake codec
 
 

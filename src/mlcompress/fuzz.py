@@ -610,7 +610,9 @@ def run(
     rec = _Recorder(report, Path(crash_dir) if crash_dir is not None else None)
     rng = random.Random(seed)
     names = report.codecs
-    every = [f for n in names for f in corpus[n]]
+    # what the container mutations may splice in (swap-codec, stacked): .mlc files only, since a
+    # --classical corpus also holds JPEG, WebP, ... files that have no container to take apart
+    every = [f for n in names for f in corpus[n] if mlc.is_mlc(f)]
     bar = None
     if progress:
         from tqdm import tqdm

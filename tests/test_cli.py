@@ -12,6 +12,7 @@ import pytest
 import mlcompress
 from mlcompress import cli, registry
 from mlcompress.image import read_image
+from mlcompress.metrics import psnr
 
 NATIVE = "rle"  # a numpy-only native codec: .mlc files without torch
 
@@ -61,6 +62,21 @@ def test_png_codec_never_writes_over_its_own_input(capsys, photo):
 def test_default_codec_is_used_without_dash_c(capsys, photo):
     code, out, _ = run(capsys, "compress", photo, "-o", photo.parent / "x.bin")
     assert code == 0 and mlcompress.default_codec() in out
+
+
+def test_the_default_codec_compresses_a_grey_photo_and_gives_it_back_grey(capsys, tmp_path):
+    # avif, the default, once refused grey images ("does not support grey images")
+    yy, xx = np.mgrid[0:48, 0:64]
+    grey = ((xx * 3 + yy * 2) % 256).astype(np.uint8)
+    path = tmp_path / "grey.png"
+    path.write_bytes(registry.get("png").encode(grey))
+    code, out, err = run(capsys, "compress", path, "-o", tmp_path / "grey.out")
+    assert code == 0, err
+    code, _, err = run(capsys, "decompress", tmp_path / "grey.out", "-o", tmp_path / "back.png")
+    assert code == 0, err
+    back = read_image(tmp_path / "back.png")
+    assert back.shape[:2] == grey.shape and back.size == grey.size  # one channel, as it came
+    assert psnr(grey, back.reshape(grey.shape)) > 30
 
 
 def test_info_reports_container_fields_as_json(capsys, photo):

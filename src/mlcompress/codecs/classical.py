@@ -135,7 +135,7 @@ class Jpeg2000(PillowCodec):
 @register
 class Avif(PillowCodec):
     name = "avif"
-    description = f"AVIF (libavif via Pillow), speed {AVIF_SPEED}, 4:2:0"
+    description = f"AVIF (libavif via Pillow), speed {AVIF_SPEED}, 4:2:0 (grey: monochrome 4:0:0)"
     extension = ".avif"
     pil_format = "AVIF"
     pil_feature = "avif"
@@ -143,10 +143,12 @@ class Avif(PillowCodec):
     quality_range = (0, 100)
     default_quality = 60
     bench_qualities = (10, 20, 30, 40, 50, 60, 70, 80, 88)
-    channels = (3, 4)  # Pillow writes grey AVIF as RGB
+    channels = (1, 3, 4)
 
     def save_options(self, img, quality):
-        return {"quality": quality, "speed": AVIF_SPEED, "subsampling": "4:2:0"}
+        # a grey image is written monochrome (4:0:0) and reads back grey; 4:2:0 would turn it RGB
+        sub = "4:0:0" if img.shape[2] == 1 else "4:2:0"
+        return {"quality": quality, "speed": AVIF_SPEED, "subsampling": sub}
 
     def sniff(self, prefix):
         return prefix[4:8] == b"ftyp" and prefix[8:12] in (b"avif", b"avis")

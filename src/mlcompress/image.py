@@ -53,7 +53,11 @@ def from_pil(pil) -> np.ndarray:
     mode = pil.mode
     if mode in ("L", "RGB", "RGBA"):
         pass
-    elif mode in ("1", "I;16", "I;16B", "I;16L", "I", "F"):
+    elif mode.startswith("I;16") or (mode == "I" and _is_16_bit(pil)):
+        # 16-bit grey (PNG, TIFF): scale 0..65535 to 0..255 (Pillow's convert("L") clips at 255)
+        wide = np.asarray(pil).astype(np.uint32)
+        return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    elif mode in ("1", "I", "F"):
         pil = pil.convert("L")
     elif mode == "LA":
         pil = pil.convert("RGBA")
@@ -62,6 +66,12 @@ def from_pil(pil) -> np.ndarray:
     else:
         pil = pil.convert("RGB")
     return np.asarray(pil, dtype=np.uint8).copy()
+
+
+def _is_16_bit(pil) -> bool:
+    """Whether a 32-bit integer ("I") image holds 16-bit values (above 255, none outside 0..65535)."""
+    lo, hi = pil.getextrema()
+    return 0 <= lo and 255 < hi <= 65535
 
 
 def read_image(source: str | Path | bytes) -> np.ndarray:

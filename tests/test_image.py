@@ -1,0 +1,52 @@
+"""Reading image files: every Pillow mode becomes uint8 grey, RGB or RGBA without losing its range."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlcompress.image import read_image
+
+
+def _png(pil) -> bytes:
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_16_bit_grey_png_is_scaled_to_8_bits_not_clipped():
+    # Pillow's convert("L") clips 16-bit values at 255: a 16-bit photo became black and white
+    ramp = np.arange(0, 65536, 257, dtype=np.uint16).reshape(16, 16)  # 0, 257, ..., 65535
+    pil = Image.fromarray(ramp)
+    assert pil.mode.startswith("I;16")
+    out = read_image(_png(pil))
+    assert out.dtype == np.uint8 and out.shape == (16, 16)
+    assert np.array_equal(out, np.arange(256, dtype=np.uint8).reshape(16, 16))
+
+
+def test_a_32_bit_integer_image_holding_16_bit_values_is_scaled_and_one_holding_8_bit_values_kept():
+    ramp = np.arange(0, 65536, 257, dtype=np.int32).reshape(16, 16)
+    assert np.array_equal(read_image(_tiff(Image.fromarray(ramp, mode="I"))),
+                          np.arange(256, dtype=np.uint8).reshape(16, 16))
+    small = np.arange(256, dtype=np.int32).reshape(16, 16)
+    assert np.array_equal(read_image(_tiff(Image.fromarray(small, mode="I"))), small.astype(np.uint8))
+
+
+def _tiff(pil) -> bytes:
+    buf = io.BytesIO()
+    pil.save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode, channels", [("P", 3), ("LA", 4), ("CMYK", 3), ("1", 1), ("L", 1), ("RGBA", 4)])
+def test_other_modes_become_grey_rgb_or_rgba_uint8(mode, channels):
+    rgb = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    pil = Image.fromarray(rgb).convert(mode)
+    buf = io.BytesIO()
+    pil.save(buf, format="TIFF" if mode == "CMYK" else "PNG")
+    out = read_image(buf.getvalue())
+    assert out.dtype == np.uint8 and out.shape[:2] == (9, 11)
+    assert (out.shape[2] if out.ndim == 3 else 1) == channels

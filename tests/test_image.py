@@ -50,3 +50,21 @@ def test_other_modes_become_grey_rgb_or_rgba_uint8(mode, channels):
     out = read_image(buf.getvalue())
     assert out.dtype == np.uint8 and out.shape[:2] == (9, 11)
     assert (out.shape[2] if out.ndim == 3 else 1) == channels
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_an_image_is_read_upright_as_its_exif_orientation_says(fmt):
+    # a phone photo stored sideways with orientation 6 ("rotate 90 degrees clockwise to view")
+    stored = np.zeros((20, 30, 3), np.uint8)
+    stored[:, :10] = 255  # a white band on the stored image's left
+    pil = Image.fromarray(stored)
+    exif = pil.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    pil.save(buf, format=fmt, exif=exif.tobytes(), **({"quality": 95} if fmt != "PNG" else {}))
+    out = read_image(buf.getvalue())
+    assert out.shape == (30, 20, 3)  # turned upright
+    assert out[:10].mean() > 200 and out[-10:].mean() < 50  # the band is now on top
+    plain = io.BytesIO()
+    pil.save(plain, format=fmt)  # no orientation: as stored
+    assert read_image(plain.getvalue()).shape == (20, 30, 3)

@@ -68,6 +68,20 @@ def from_pil(pil) -> np.ndarray:
     return np.asarray(pil, dtype=np.uint8).copy()
 
 
+def _upright(pil):
+    """The image as viewers show it: rotated or flipped by its EXIF orientation (phone photos
+    store their pixels sideways and say so there), since no file we write keeps that tag."""
+    if pil.getexif().get(EXIF_ORIENTATION, 1) in (1, None):
+        return pil
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(pil)
+
+
+#: the EXIF tag that says how the stored pixels are to be turned for display
+EXIF_ORIENTATION = 0x0112
+
+
 def _is_16_bit(pil) -> bool:
     """Whether a 32-bit integer ("I") image holds 16-bit values (above 255, none outside 0..65535)."""
     lo, hi = pil.getextrema()
@@ -88,7 +102,7 @@ def read_image(source: str | Path | bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as pil:
             check_pixels(*pil.size)
             pil.load()
-            return from_pil(pil)
+            return from_pil(_upright(pil))
     except UnidentifiedImageError:
         raise CorruptDataError("not a recognised image file") from None
     except Image.DecompressionBombError as exc:

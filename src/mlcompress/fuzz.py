@@ -5,6 +5,9 @@ How it works::
     report = run(cases=100_000, seed=0)  # valid small files of every available native codec,
     print(report.summary())              # mutated and fed to mlcompress.decode
 
+(An encoder that writes another codec's files, like ``hyperprior-sga``, is fuzzed as that codec
+unless named: the same decoder reads both.)
+
 Each case takes one valid file and applies one mutation (see :data:`MUTATIONS`): raw bit flips,
 byte changes, truncation, extension, fixed-header field changes, random bytes, and mutations
 *below the checksum*: the file is parsed, its payload, params, geometry, model fields or codec id

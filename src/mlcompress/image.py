@@ -68,6 +68,10 @@ def from_pil(pil) -> np.ndarray:
     return np.asarray(pil, dtype=np.uint8).copy()
 
 
+#: the EXIF tag that says how the stored pixels are to be turned for display
+EXIF_ORIENTATION = 0x0112
+
+
 def _upright(pil):
     """The image as viewers show it: rotated or flipped by its EXIF orientation (phone photos
     store their pixels sideways and say so there), since no file we write keeps that tag."""
@@ -76,10 +80,6 @@ def _upright(pil):
     from PIL import ImageOps
 
     return ImageOps.exif_transpose(pil)
-
-
-#: the EXIF tag that says how the stored pixels are to be turned for display
-EXIF_ORIENTATION = 0x0112
 
 
 def _is_16_bit(pil) -> bool:

@@ -203,9 +203,24 @@ def init_from(model, src, log=print) -> None:
 def check_config(cfg: TrainConfig) -> None:
     """Raise UsageError, naming the option, for a value no run can use (before any work is done
     or any file written)."""
+    import torch
+
+    from ..entropy.quantize import QUANT_MODES
     from ..errors import UsageError
     from ..nn.models import MODELS
 
+    if cfg.quant not in QUANT_MODES:
+        raise UsageError(f"quant must be one of {', '.join(QUANT_MODES)}, not {cfg.quant!r}")
+    if cfg.device not in DEVICES:
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {cfg.device!r}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available to this torch")
+    if cfg.freeze not in FREEZE_MODES:
+        raise UsageError(f"freeze must be one of {', '.join(m for m in FREEZE_MODES if m)}, not {cfg.freeze!r}")
+    if cfg.freeze.startswith("all-but-") and cfg.quant != "round":
+        raise UsageError(f"--freeze {cfg.freeze} trains on the decoder's rounded latents: use --quant round")
+    if cfg.freeze == "all-but-refiner" and not cfg.refine:
+        raise UsageError("--freeze all-but-refiner needs a Refiner to train: give --refine CHANNELS")
     if cfg.model not in MODELS:
         raise UsageError(f"unknown model {cfg.model!r}; trainable: {', '.join(sorted(MODELS))}")
     for flag, value in (("--lambda", cfg.lmbda), ("--checkpoint-minutes", cfg.checkpoint_minutes),
@@ -233,24 +248,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
     """Train (or resume) according to ``cfg``; returns the final checkpoint state's summary."""
     import torch
 
-    from ..entropy.quantize import QUANT_MODES
     from ..errors import UsageError
     from ..nn.models import build
     from .data import CropSampler
 
     check_config(cfg)
-    if cfg.quant not in QUANT_MODES:
-        raise UsageError(f"quant must be one of {', '.join(QUANT_MODES)}, not {cfg.quant!r}")
-    if cfg.device not in DEVICES:
-        raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {cfg.device!r}")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available to this torch")
-    if cfg.freeze not in FREEZE_MODES:
-        raise UsageError(f"freeze must be one of {', '.join(m for m in FREEZE_MODES if m)}, not {cfg.freeze!r}")
-    if cfg.freeze.startswith("all-but-") and cfg.quant != "round":
-        raise UsageError(f"--freeze {cfg.freeze} trains on the decoder's rounded latents: use --quant round")
-    if cfg.freeze == "all-but-refiner" and not cfg.refine:
-        raise UsageError("--freeze all-but-refiner needs a Refiner to train: give --refine CHANNELS")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)

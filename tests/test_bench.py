@@ -250,3 +250,13 @@ def test_bench_worker_processes_time_codecs_on_one_blas_thread_and_one_torch_thr
             "    print(1)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["[1]", "1"]
+
+
+def test_a_data_path_that_is_a_file_is_refused_as_not_a_folder(tmp_path):
+    from mlcompress.bench.runner import list_images
+
+    (tmp_path / "x.png").write_bytes(b"not a folder")
+    with pytest.raises(UsageError, match="x.png is not a folder"):
+        list_images(tmp_path / "x.png")
+    with pytest.raises(UsageError, match="nope does not exist"):
+        list_images(tmp_path / "nope")

@@ -158,7 +158,7 @@ def list_images(data_dir: str | Path, limit: int | None = None) -> list[Path]:
     """The image files of a folder (by image.IMAGE_EXTENSIONS), sorted by name; UsageError if none."""
     folder = Path(data_dir)
     if not folder.is_dir():
-        raise UsageError(f"data folder {folder} does not exist")
+        raise UsageError(f"data folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
     images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
         raise UsageError(f"data folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)})")

@@ -22,7 +22,8 @@ class CropSampler:
 
         folder = Path(folder)
         if not folder.is_dir():
-            raise UsageError(f"training data folder {folder} does not exist")
+            raise UsageError(f"training data folder {folder} "
+                             f"{'is not a folder' if folder.exists() else 'does not exist'}")
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         self.crop, self.scale = crop, scale
         self.images = []

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import Error, UsageError
+from .errors import Error, UsageError, require_at_least
 from .fileio import write_atomic
 from .image import IMAGE_EXTENSIONS
 from .interrupt import worker_pool
@@ -240,8 +240,7 @@ def compress_tree(src: str | Path, out: str | Path, codec: str | None = None, qu
     c = mlcompress.get_codec(name)
     c.require_available()
     q = c.check_quality(quality)
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    require_at_least("--jobs", jobs, 1)
     pairs, ignored = plan(src, out, IMAGE_EXTENSIONS, c.extension, recursive)
     _make_folder(out)
     results = _run(pairs, _compress_one, (name, q), force, jobs, progress, on_result, "compress")
@@ -253,8 +252,7 @@ def decompress_tree(src: str | Path, out: str | Path, recursive: bool = False, j
                     on_result: Callable[[FileResult], None] | None = None) -> BatchSummary:
     """Decompress every .mlc (and classical compressed) file under ``src`` into PNGs under ``out``."""
     t0 = time.perf_counter()
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    require_at_least("--jobs", jobs, 1)
     pairs, ignored = plan(src, out, compressed_extensions(), ".png", recursive)
     _make_folder(out)
     results = _run(pairs, _decompress_one, (), force, jobs, progress, on_result, "decompress")

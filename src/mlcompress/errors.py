@@ -30,3 +30,15 @@ class LimitError(CorruptDataError):
 
 class ModelMismatchError(CorruptDataError):
     """The file was encoded with other model weights than the ones available for decoding."""
+
+
+def require_at_least(flag: str, value, least) -> None:
+    """UsageError naming ``flag`` when ``value`` (None: not given) is below ``least``."""
+    if value is not None and value < least:
+        raise UsageError(f"{flag} must be at least {least}, got {value}")
+
+
+def require_positive(flag: str, value) -> None:
+    """UsageError naming ``flag`` when ``value`` (None: not given) is not a finite number above 0."""
+    if value is not None and not (value > 0 and value != float("inf")):
+        raise UsageError(f"{flag} must be a positive number, got {value}")

@@ -9,6 +9,15 @@ from pathlib import Path
 from .errors import UsageError
 
 
+def require_folder(path: str | Path, what: str) -> Path:
+    """``path`` as a Path when it is a folder; otherwise UsageError: "<what> <path> does not exist"
+    or "... is not a folder"."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UsageError(f"{what} {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
+    return folder
+
+
 def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 

@@ -695,13 +695,11 @@ def fuzz_main(cases: int, seed: int = 0, codecs: list[str] | None = None, crash_
     ``max_pixels`` and ``hang_seconds`` default to FUZZ_MAX_PIXELS and HANG_SECONDS. Returns the
     report and a line about the memory limit; UsageError when there is no codec to fuzz.
     """
-    from .errors import UsageError
+    from .errors import UsageError, require_at_least, require_positive
 
     for flag, value, least in (("--cases", cases, 1), ("--mem-mb", mem_mb, 0), ("--fuzz-max-pixels", max_pixels, 1)):
-        if value is not None and value < least:
-            raise UsageError(f"{flag} must be at least {least}, got {value}")
-    if hang_seconds is not None and not hang_seconds > 0:
-        raise UsageError(f"--hang-seconds must be a positive number, got {hang_seconds}")
+        require_at_least(flag, value, least)
+    require_positive("--hang-seconds", hang_seconds)
     chosen, skipped = native_codecs(codecs, classical)
     corpus, no_seed = seed_corpus(chosen)  # encode first: learned codecs load torch and weights here
     skipped.update(no_seed)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics, registry
-from ..errors import UnsupportedError, UsageError
+from ..errors import UnsupportedError, UsageError, require_at_least
+from ..fileio import require_folder
 from ..image import IMAGE_EXTENSIONS, read_image
 from ..interrupt import worker_pool
 
@@ -156,15 +157,12 @@ class BenchSummary:
 
 def list_images(data_dir: str | Path, limit: int | None = None) -> list[Path]:
     """The image files of a folder (by image.IMAGE_EXTENSIONS), sorted by name; UsageError if none."""
-    folder = Path(data_dir)
-    if not folder.is_dir():
-        raise UsageError(f"data folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
+    folder = require_folder(data_dir, "data folder")
     images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
         raise UsageError(f"data folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)})")
     if limit is not None:
-        if limit < 1:
-            raise UsageError(f"--limit must be at least 1, got {limit}")
+        require_at_least("--limit", limit, 1)
         images = images[:limit]
     return images
 
@@ -321,8 +319,7 @@ def _append_cells(fh, cells: list[Cell]) -> None:
 def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
             progress: bool = True) -> tuple[dict[str, Cell], int, int, list[Cell]]:
     """Measure the plan's pending cells; returns (cells by key, computed, cached, failures)."""
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    require_at_least("--jobs", jobs, 1)
     cache_path = out_dir / CELLS_FILE
     cache = load_cells(cache_path)
     if recompute:

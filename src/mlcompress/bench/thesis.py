@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics, registry
-from ..errors import UsageError
+from ..errors import UsageError, require_at_least
 from ..fileio import write_atomic
 from ..image import from_pil, read_image, to_pil
 
@@ -279,8 +279,7 @@ def _db(v: float, spec: str = ".2f") -> str:
 def write_tables(out: str | Path = "docs/THESIS_TABLES.md", codecs: list[str] | None = None,
                  data_dir: str | Path | None = None, kodak_images: int = 4) -> Path:
     """Measure and write the thesis tables as markdown; returns the path."""
-    if kodak_images < 0:
-        raise UsageError(f"--images must be at least 0, got {kodak_images}")
+    require_at_least("--images", kodak_images, 0)
     text = build_tables(codecs, data_dir, kodak_images)
     path = Path(out)
     write_atomic(path, text.encode(), force=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import CorruptDataError, UsageError
+from ..errors import CorruptDataError, UsageError, require_at_least, require_positive
 
 WEIGHTS_NAME = "cae-thesis"
 
@@ -170,12 +169,9 @@ def train_cae(
     say = progress or (lambda msg: None)
     for flag, value in (("--epochs", recipe.epochs), ("--batch", recipe.batch), ("--threads", recipe.threads),
                         ("--max-steps", recipe.max_steps)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
-    if not (math.isfinite(recipe.lr) and recipe.lr > 0):
-        raise UsageError(f"--lr must be a positive number, got {recipe.lr}")
-    if recipe.seed < 0:
-        raise UsageError(f"--seed must be at least 0, got {recipe.seed}")
+        require_at_least(flag, value, 1)
+    require_positive("--lr", recipe.lr)
+    require_at_least("--seed", recipe.seed, 0)
     t_start = time.perf_counter()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(recipe.threads)))

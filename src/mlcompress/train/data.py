@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..fileio import require_folder
 from ..image import IMAGE_EXTENSIONS, read_image
 
 
@@ -20,10 +21,7 @@ class CropSampler:
     def __init__(self, folder: str | Path, crop: int, scale: tuple[float, float] = (0.6, 1.0)):
         from PIL import Image
 
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise UsageError(f"training data folder {folder} "
-                             f"{'is not a folder' if folder.exists() else 'does not exist'}")
+        folder = require_folder(folder, "training data folder")
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         self.crop, self.scale = crop, scale
         self.images = []

@@ -285,13 +285,11 @@ def publish(arch: str, runs_dir: str | Path, kodak_dir: str | Path | None, cells
 
     from ..codecs.learned import weights_hash
     from ..errors import UsageError
-    from ..fileio import write_atomic
+    from ..fileio import require_folder, write_atomic
     from .export import WEIGHTS_DIR, export
 
-    runs_dir = Path(runs_dir)
+    runs_dir = require_folder(runs_dir, "runs folder")
     out_dir = Path(out_dir) if out_dir else WEIGHTS_DIR
-    if not runs_dir.is_dir():
-        raise UsageError(f"runs folder {runs_dir} does not exist")
     if not any((runs_dir / f"q{q}.pt").is_file() for q in range(1, 10)):
         # nothing to export: rewriting the card from the shipped levels alone would only lose what
         # it holds (its Kodak table when --kodak is not given)

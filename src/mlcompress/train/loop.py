@@ -206,7 +206,7 @@ def check_config(cfg: TrainConfig) -> None:
     import torch
 
     from ..entropy.quantize import QUANT_MODES
-    from ..errors import UsageError
+    from ..errors import UsageError, require_at_least, require_positive
     from ..nn.models import MODELS
 
     if cfg.quant not in QUANT_MODES:
@@ -225,16 +225,14 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"unknown model {cfg.model!r}; trainable: {', '.join(sorted(MODELS))}")
     for flag, value in (("--lambda", cfg.lmbda), ("--checkpoint-minutes", cfg.checkpoint_minutes),
                         ("--time-limit", cfg.time_limit_minutes), ("clip", cfg.clip)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{flag} must be a positive number, got {value}")
+        require_positive(flag, value)
     if not (math.isfinite(cfg.lr) and cfg.lr >= 0):  # 0 copies --init (and --init-refiner) unchanged
         raise UsageError(f"--lr must be a number >= 0, got {cfg.lr}")
     for flag, value, least in (("--steps", cfg.steps, 1), ("--N", cfg.N, 1), ("--M", cfg.M, 1),
                                ("--refine", cfg.refine, 0), ("--batch", cfg.batch, 1), ("--threads", cfg.threads, 1),
                                ("--seed", cfg.seed, 0), ("--eval-every", cfg.eval_every, 0),
                                ("eval_crops", cfg.eval_crops, 1)):
-        if value < least:
-            raise UsageError(f"{flag} must be at least {least}, got {value}")
+        require_at_least(flag, value, least)
     multiple = MODELS[cfg.model].multiple
     if cfg.crop < multiple or cfg.crop % multiple:
         raise UsageError(f"--crop must be a multiple of {multiple} for {cfg.model} (its latents are 1/{multiple} "

@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build first: a bare or open-ended `torch` requirement would pull a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[learned,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[learned,dev,cluster]'
 	touch $(STAMP)
 
 demo: $(STAMP)

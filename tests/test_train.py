@@ -536,8 +536,9 @@ def test_synthesis_only_training_changes_g_s_alone_so_every_file_keeps_its_bytes
     from mlcompress.errors import UsageError
     from mlcompress.nn.models import build
     from mlcompress.train.evaluate import model_card
-    from mlcompress.train.export import export, load_weights, write_weights
+    from mlcompress.train.export import export, write_weights
     from mlcompress.train.loop import load_model
+    from mlcompress.weights import load_weights
 
     torch.manual_seed(0)
     blob = write_weights(build(arch, 8, 8), f"{arch}-q3", 0.01, tmp_path / "w0")  # shipped weights ...
@@ -573,8 +574,9 @@ def test_a_refiner_trains_alone_and_another_level_can_start_from_it(tiny_data, t
     from mlcompress.errors import UsageError
     from mlcompress.nn.models import build
     from mlcompress.train.evaluate import model_card
-    from mlcompress.train.export import export, load_weights, write_weights
+    from mlcompress.train.export import export, write_weights
     from mlcompress.train.loop import load_model
+    from mlcompress.weights import load_weights
 
     torch.manual_seed(0)
     for q in (2, 3):

@@ -67,10 +67,10 @@ from .. import container as mlc
 from ..errors import CorruptDataError, UsageError
 from ..limits import check_pixels
 from ..registry import register
+from ..weights import WEIGHTS_DIR
 from .base import Encoded, NativeCodec
 
 MODEL_NAME = "cae-thesis"
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHTS_PATH = WEIGHTS_DIR / f"{MODEL_NAME}.safetensors"
 
 PAYLOAD_VERSION = 1

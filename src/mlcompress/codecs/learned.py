@@ -33,9 +33,9 @@ from .. import container as mlc
 from .. import postfilter
 from ..errors import CorruptDataError, ModelMismatchError, UnsupportedError
 from ..registry import register
+from ..weights import WEIGHTS_DIR
 from .base import Encoded, NativeCodec
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: lambda of each quality level (index 1..6), shared by both learned codecs
 LAMBDAS = (0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932)
 LAYOUT_VERSION = 2
@@ -58,7 +58,7 @@ def load_model(path: Path):
     digest = hashlib.sha256(blob).digest()
     key = (str(path), digest)
     if key not in _cache:
-        from ..train.export import load_weights
+        from ..weights import load_weights
 
         model, _meta, digest2 = load_weights(path)
         assert digest2 == digest

@@ -3,7 +3,8 @@
 ``export(ckpt, name)`` rounds the float weights to float16 (halving the file), reloads them as
 float32, freezes the entropy tables with ``update()`` *on those weights*, and writes
 ``<name>.safetensors`` (float16 weights, int32 tables, float32 scale table; metadata: model,
-N, M, lambda) and ``<name>.json`` (the training recipe and final training numbers).
+N, M, lambda) and ``<name>.json`` (the training recipe and final training numbers). Reading them back is
+:func:`mlcompress.weights.load_weights`, below the codecs that decode with them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import struct
 from pathlib import Path
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+from ..weights import WEIGHTS_DIR
 
 
 def _half_roundtrip(model) -> None:
@@ -153,22 +154,3 @@ def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force
     write_atomic(Path(out_dir) / f"{name}.json", (json.dumps(recipe, indent=2) + "\n").encode(), force=force)
     return recipe
 
-
-def load_weights(path: str | Path):
-    """(model in eval mode with frozen tables, metadata dict, sha256 bytes) of a weights file."""
-    import torch
-    from safetensors.torch import load
-
-    from ..nn.models import build
-
-    blob = Path(path).read_bytes()
-    tensors = load(blob)
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as fh:
-        meta = fh.metadata() or {}
-    model = build(meta["model"], int(meta["N"]), int(meta["M"]), int(meta.get("refine", 0)))
-    model.load_state_dict({k: (v.float() if v.dtype == torch.float16 else v) for k, v in tensors.items()})
-    model.requires_grad_(False)
-    model.eval()
-    return model, meta, hashlib.sha256(blob).digest()

@@ -139,7 +139,7 @@ def model_from_checkpoint(ck: dict):
 def _load_with_step(path: str | Path):
     """(model, training step or None for a .safetensors file) of a checkpoint or weights file."""
     if str(path).endswith(".safetensors"):
-        from .export import load_weights
+        from ..weights import load_weights
 
         return load_weights(path)[0], None
     ck = load_checkpoint(path)

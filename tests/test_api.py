@@ -1,6 +1,7 @@
 """The public Python API and the Pillow plugin."""
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -74,4 +75,18 @@ def test_pillow_reports_a_corrupt_mlc_file_as_an_oserror(synthetic):
     data = bytearray(native[0].encode(synthetic))
     data[-1] ^= 1
     with Image.open(io.BytesIO(bytes(data))) as im, pytest.raises(OSError):
+        im.load()
+
+
+def test_pillow_reports_deeply_nested_params_as_an_oserror_not_a_recursion_error():
+    from PIL import Image
+
+    from mlcompress import container as mlc
+
+    c = mlc.unpack(registry.get("rle").encode(np.zeros((4, 5, 3), np.uint8)))
+    params = b"[" * 2000 + b"]" * 2000
+    var = bytes([3]) + b"rle" + len(params).to_bytes(2, "big") + params + b"\x00\x00"
+    body = mlc.FIXED.pack(mlc.MAGIC, 1, 3, len(var), 5, 4) + var + len(c.payload).to_bytes(4, "big") + c.payload
+    data = body + zlib.crc32(body).to_bytes(4, "big")
+    with Image.open(io.BytesIO(data)) as im, pytest.raises(OSError, match="nested deeper"):
         im.load()

@@ -200,3 +200,43 @@ def test_console_script_error_has_no_traceback(tmp_path):
     res = subprocess.run([exe, "decompress", bad], capture_output=True, text=True)
     assert res.returncode == 1
     assert_one_line_error(res.stderr)
+
+
+def _forged_params_file(path: Path, params: bytes) -> Path:
+    """A 5x4 rle file (valid payload and CRC) whose params block is ``params``, written as is."""
+    import zlib
+
+    from mlcompress import container
+
+    c = container.unpack(registry.get("rle").encode(np.zeros((4, 5, 3), np.uint8)))
+    var = bytes([3]) + b"rle" + len(params).to_bytes(2, "big") + params + b"\x00\x00"
+    body = container.FIXED.pack(container.MAGIC, 1, 3, len(var), 5, 4) + var
+    body += len(c.payload).to_bytes(4, "big") + c.payload
+    path.write_bytes(body + zlib.crc32(body).to_bytes(4, "big"))
+    return path
+
+
+def test_deeply_nested_params_are_one_line_from_decompress_and_info(capsys, tmp_path):
+    bad = _forged_params_file(tmp_path / "deep.mlc", b"[" * 2000 + b"]" * 2000)
+    for argv in (("decompress", bad), ("info", bad), ("info", bad, "--json")):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and out == "", argv
+        assert_one_line_error(err)
+        assert "nested deeper than 16" in err
+    assert not (tmp_path / "deep.decoded.png").exists()
+
+
+def test_info_shows_the_header_of_a_codec_it_does_not_know_and_decompress_refuses_it(capsys, tmp_path):
+    # docs/FORMAT.md, step 8: info reads unknown codecs' headers on purpose; decoding needs the codec
+    from mlcompress import container
+
+    path = tmp_path / "future.mlc"
+    path.write_bytes(container.pack(container.Container("nosuchcodec", 5, 4, 3, b"\x00" * 9, {"v": 7})))
+    code, out, err = run(capsys, "info", path, "--json")
+    info = json.loads(out)
+    assert code == 0 and err == ""
+    assert (info["codec"], info["width"], info["height"], info["params"], info["payload_bytes"]) == (
+        "nosuchcodec", 5, 4, {"v": 7}, 9)
+    code, _, err = run(capsys, "decompress", path)
+    assert code == 1 and "unknown codec 'nosuchcodec'" in err
+    assert_one_line_error(err)

@@ -114,6 +114,19 @@ def test_rle_picks_the_palette_layout_for_few_colours_and_records_it():
     assert c.params["layout"] == "palette" and c.payload[0] == 2
 
 
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_rle_palette_is_sorted_by_colour_read_as_a_little_endian_integer(monkeypatch, path):
+    # docs/CODECS.md: ascending p[0] + 256 p[1] + 65536 p[2] (+ 2^24 p[3]): channel 0 least significant
+    (_numpy_only if path == "numpy" else _compiled_always)(monkeypatch)
+    rgb = [(0, 0, 255), (10, 200, 10), (0, 0, 0), (255, 0, 0)]
+    rgba = [(0, 0, 0, 1), (0, 1, 0, 0), (1, 0, 0, 0), (255, 255, 255, 0)]
+    for colours, want in ((rgb, [2, 3, 1, 0]), (rgba, [2, 1, 3, 0])):
+        img = np.array(colours * 6, np.uint8).reshape(4, 6, -1)
+        payload = container.unpack(mlcompress.encode(img, "rle")).payload
+        assert payload[:2] == bytes([2, 3])  # the palette layout, 4 colours
+        assert payload[2 : 2 + 4 * img.shape[2]] == b"".join(bytes(colours[i]) for i in want)
+
+
 def test_rle_codes_a_constant_image_in_a_few_bytes():
     c = container.unpack(mlcompress.encode(np.full((100, 100, 3), 5, np.uint8), "rle"))
     assert len(c.payload) < 200  # 10,000 pixels in 77 run packets

@@ -353,3 +353,58 @@ def test_info_shows_the_payload_layout_streams_and_post_filter_and_refuses_a_tru
     assert cli.main(["info", str(path)]) != 0
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _exp_golomb_block(radius: int, shift: int, coefs: np.ndarray, m: int) -> bytes:
+    """A post-filter block written at Exp-Golomb order ``m``, the cheapest or not (docs/CODECS.md)."""
+    bits = ""
+    for v in coefs.ravel():
+        u = 2 * int(v) if v >= 0 else -2 * int(v) - 1
+        q = (u >> m) + 1
+        bits += "0" * (q.bit_length() - 1) + format(q, "b") + (format(u & ((1 << m) - 1), f"0{m}b") if m else "")
+    bits += "0" * (-len(bits) % 8)
+    return bytes([radius, shift, m]) + int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def test_info_payload_fields_are_the_stored_layout_streams_and_block_length_as_docs_codecs_says(codec, tmp_path, capsys):
+    import json
+
+    from mlcompress import cli, postfilter
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    data = codec.encode(np.stack([xx * 3, yy * 2, xx + yy], axis=2).astype(np.uint8), 3)
+    plain, _ = _without_filter(data)
+    c = mlc.unpack(plain)
+    coefs = np.zeros((3, postfilter.n_features(1)), np.int64)
+    coefs[:, -1] = (3, -2, 1)
+    block = _exp_golomb_block(1, 8, coefs, m=5)  # order 5 where 0 is cheapest: longer than pack() writes
+    assert len(block) > len(postfilter.pack(postfilter.Filter(1, 8, coefs)))
+    files = {
+        "filtered": (c.payload[:-1] + block, f"radius 1, shift 8, {len(block)} bytes", len(block)),
+        "none": (c.payload, "none", 1),
+        "layout 1": (_payload_of(_without_filter(data, version=1)[0]), "none (layout 1)", 0),
+    }
+    for name, (payload, post_filter, block_len) in files.items():
+        path = tmp_path / f"{name}.mlc"
+        path.write_bytes(mlc.pack(mlc.Container(c.codec, c.width, c.height, c.channels, payload, c.params,
+                                                c.model, c.weights_hash)))
+        assert cli.main(["info", str(path), "--json"]) == 0, name
+        info = json.loads(capsys.readouterr().out)
+        streams = info["stream_bytes"]
+        assert info["payload_layout"] == payload[0] and info["post_filter"] == post_filter, name
+        assert len(streams) == codec.streams
+        assert streams == [int.from_bytes(payload[p : p + 4], "little") for p in _length_fields(payload)]
+        assert info["payload_bytes"] == 2 + sum(4 + n for n in streams) + block_len
+
+
+def _payload_of(data: bytes) -> bytes:
+    return mlc.unpack(data).payload
+
+
+def _length_fields(payload: bytes) -> list[int]:
+    """Offsets of the streams' u32 length fields."""
+    out, pos = [], 2
+    for _ in range(payload[1]):
+        out.append(pos)
+        pos += 4 + int.from_bytes(payload[pos : pos + 4], "little")
+    return out

@@ -205,8 +205,9 @@ class _Learned(NativeCodec):
             pf = "none (layout 1)"
         elif filt is None:
             pf = "none"
-        else:
-            pf = f"radius {filt.radius}, shift {filt.shift}, {len(postfilter.pack(filt))} bytes"
+        else:  # the block as stored (it ends the payload), whichever code order its writer chose
+            block = len(c.payload) - 2 - sum(4 + len(s) for s in strings)
+            pf = f"radius {filt.radius}, shift {filt.shift}, {block} bytes"
         return {"payload_layout": c.payload[0], "stream_bytes": [len(s) for s in strings], "post_filter": pf}
 
     def decode_payload(self, c: mlc.Container) -> np.ndarray:

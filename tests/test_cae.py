@@ -178,6 +178,43 @@ def test_cae_mutated_payloads_raise_only_mlcompress_errors(codec):
         assert out.shape == (24, 40, 3) and out.dtype == np.uint8
 
 
+def _forged(data: bytes, width: int, height: int) -> bytes:
+    """``data`` with the container's width and height replaced (and a fresh CRC)."""
+    c = mlc.unpack(data)
+    return mlc.pack(mlc.Container(c.codec, width, height, c.channels, c.payload, c.params, c.model, c.weights_hash))
+
+
+def test_cae_refuses_a_header_forged_to_a_larger_image_before_decoding_its_stream(codec, kodak_images):
+    for i, img in enumerate(kodak_images):
+        for q in (1, 5, 8):
+            crop = img[64 * i : 64 * i + 64, 96:192]
+            for w, h in ((1024, 1024), (9459, 9459)):
+                with pytest.raises(CorruptDataError, match="cannot hold"):
+                    mlcompress.decode(_forged(codec.encode(crop, q), w, h))
+
+
+def test_cae_refuses_a_header_forged_a_little_larger_once_its_stream_runs_out(codec):
+    flat = np.full((64, 64, 3), 90, np.uint8)  # every latent symbol the same: the cheapest stream
+    for img in (flat, smooth_image(64, 64)):
+        data = codec.encode(img, 5)
+        assert mlcompress.decode(data).shape == img.shape
+        for w, h in ((72, 64), (64, 72), (2048, 2048)):
+            with pytest.raises(CorruptDataError, match="exhausted|left over"):
+                mlcompress.decode(_forged(data, w, h))
+
+
+def test_cae_version_1_files_with_an_unsealed_stream_still_decode(codec):
+    img = smooth_image(40, 56)
+    data = codec.encode(img, 5)
+    c = mlc.unpack(data)
+    p = cae_codec.parse_payload(c)
+    assert c.payload[0] == 2
+    v1 = bytes([1]) + c.payload[1:3] + cae_codec.pack_symbols(p.symbols, sealed=False)
+    assert v1 != c.payload
+    old = mlc.pack(mlc.Container(c.codec, c.width, c.height, c.channels, v1, c.params, c.model, c.weights_hash))
+    assert np.array_equal(mlcompress.decode(old), mlcompress.decode(data))
+
+
 def test_cae_refuses_rgba(codec):
     with pytest.raises(UnsupportedError):
         codec.encode(np.zeros((8, 8, 4), np.uint8), 5)

@@ -93,6 +93,55 @@ def test_corrupted_streams_raise_corrupt_data_error_only(rng):
         assert out.shape == sym.shape  # a mutation may decode to other symbols, but only cleanly
 
 
+def test_an_unsealed_stream_cannot_tell_its_end_from_a_run_of_its_first_symbol():
+    # why sealed streams exist: from state 0 the most likely symbol (index 0 here) costs nothing
+    ts = coder.tables_from_pmfs([np.array([0.9, 0.1])], [0], [0.0])
+    sym = np.array([1, 0, 1, 1, 0, 0], np.int64)
+    data = coder.encode_symbols(sym, np.zeros_like(sym), ts)
+    longer = coder.decode_symbols(data, np.zeros(1000, np.int64), ts)
+    assert np.array_equal(longer[:6], sym) and not longer[6:].any()
+    none = np.zeros(0, np.int64)
+    many = np.zeros(10**5, np.int64)
+    assert coder.encode_symbols(many, many, ts) == coder.encode_symbols(none, none, ts)
+
+
+def test_sealed_streams_round_trip_and_refuse_every_request_for_more_symbols_than_coded(rng):
+    ts = _gaussian_tables()
+    sym = np.round(rng.normal(0, 3, 5000)).astype(np.int64)
+    sym[:2] = [4000, -(2**31)]
+    tix = rng.integers(0, ts.count, sym.shape)
+    data = coder.encode_symbols(sym, tix, ts, sealed=True)
+    assert np.array_equal(coder.decode_symbols(data, tix, ts, sealed=True), sym)
+    assert len(data) <= len(coder.encode_symbols(sym, tix, ts)) + 8
+    for extra in (1, 7, 5000):
+        more = np.concatenate([tix, rng.integers(0, ts.count, extra)])
+        with pytest.raises(CorruptDataError, match="exhausted|left over|escape"):
+            coder.decode_symbols(data, more, ts, sealed=True)
+    with pytest.raises(CorruptDataError):  # and fewer
+        coder.decode_symbols(data, tix[:-1], ts, sealed=True)
+
+
+def test_a_sealed_stream_too_short_for_the_symbols_asked_is_refused_before_decoding(rng):
+    ts = _gaussian_tables()
+    tix = np.full(2000, 1)
+    sym = np.round(rng.normal(0, 1, tix.size)).astype(np.int64)
+    dec = coder.ChunkDecoder(coder.encode_symbols(sym, tix, ts, sealed=True), ts, sealed=True)
+    dec.require_capacity({1: 2000})  # what was coded fits
+    with pytest.raises(CorruptDataError, match="cannot hold 200,000 symbols"):
+        dec.require_capacity({1: 200_000})
+
+
+def test_a_sealed_stream_of_one_certain_symbol_is_refused_as_soon_as_it_runs_out():
+    ts = coder.tables_from_pmfs([np.array([1.0])], [3], [0.0])  # symbol 3 at probability 65535/65536
+    data = coder.encode_symbols(np.full(500, 3), np.zeros(500, np.int64), ts, sealed=True)
+    assert len(data) <= 24
+    assert (coder.decode_symbols(data, np.zeros(500, np.int64), ts, sealed=True) == 3).all()
+    dec = coder.ChunkDecoder(data, ts, sealed=True)
+    dec.require_capacity({0: 10**7})  # too cheap a symbol for a bit count to tell
+    with pytest.raises(CorruptDataError, match="exhausted before its last symbol"):
+        dec.decode(np.zeros(10**7, np.int64))
+
+
 torch = pytest.importorskip("torch")
 
 

@@ -33,10 +33,10 @@ TILE x TILE latent cells with a HALO-cell overlap, so the decoded pixels do not 
 caller's thread count or on the image size. Bitwise equality across CPU types and torch builds is
 *not* promised (float convolutions); the weights hash in the container guards the model itself.
 
-Payload, version 1 (big-endian unless said otherwise; docs/CODECS.md has the same table)::
+Payload, version 2 (big-endian unless said otherwise; docs/CODECS.md has the same table)::
 
     offset size  field
-    0      1     payload version (1)
+    0      1     payload version (2; version 1 files still decode)
     1      1     quality q (1..8) -> step(q)
     2      1     flags: bit 0 = thesis resize protocol; other bits 0
     [flags bit 0 set:]
@@ -50,6 +50,11 @@ Payload, version 1 (big-endian unless said otherwise; docs/CODECS.md has the sam
     .      rest  the symbol stream in entropy/coder.py's layout (little-endian u32 word count,
                  ANS words, u32 escape byte count, escape varints); symbols in channel-major
                  order (C x h x w), table t = 0 for T = 1, t = channel for T = 16
+
+Version 2 differs from version 1 only in its symbol stream: it is *sealed* (entropy/coder.py), so
+a file whose header claims a larger image than was coded is refused as corrupt, before decoding
+when its stream is too short for the symbols (:meth:`ChunkDecoder.require_capacity`), else as
+soon as the stream runs out; a version 1 stream cannot tell its end from a run of zero latents.
 """
 
 from __future__ import annotations
@@ -73,7 +78,9 @@ from .base import Encoded, NativeCodec
 MODEL_NAME = "cae-thesis"
 WEIGHTS_PATH = WEIGHTS_DIR / f"{MODEL_NAME}.safetensors"
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
+#: the payload versions the decoder reads (1: unsealed symbol stream)
+PAYLOAD_VERSIONS = (1, 2)
 FLAG_RESIZE = 1
 QUALITIES = range(1, 9)
 #: latent cells per tile side, and the overlap in latent cells (receptive radius < 2 cells)
@@ -232,8 +239,9 @@ def _tables_for(sym: np.ndarray, per_channel: bool):
     return tables, tix
 
 
-def pack_symbols(sym: np.ndarray) -> bytes:
-    """Tables + symbol stream (see the module docstring) for int symbols C x h x w, >= 0.
+def pack_symbols(sym: np.ndarray, sealed: bool = True) -> bytes:
+    """Tables + symbol stream (see the module docstring) for int symbols C x h x w, >= 0;
+    ``sealed`` (payload version 2) or not (version 1).
 
     Tries one shared table and one table per channel and keeps the shorter result.
     """
@@ -249,15 +257,18 @@ def pack_symbols(sym: np.ndarray) -> bytes:
             head += struct.pack(">IH", int(tables.offsets[t]), n)
             freqs.append(tables.freqs[t, :n])
         fbytes = write_varints(np.concatenate(freqs))
-        out = head + struct.pack(">I", len(fbytes)) + fbytes + encode_symbols(sym, tix, tables)
+        out = head + struct.pack(">I", len(fbytes)) + fbytes + encode_symbols(sym, tix, tables, sealed)
         if best is None or len(out) < len(best):
             best = out
     return best
 
 
-def unpack_symbols(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
-    """Inverse of :func:`pack_symbols`: int64 symbols of ``shape`` (C x h x w); CorruptDataError."""
-    from ..entropy.coder import MAX_LENGTH, TOTAL, TableSet, read_varints, decode_symbols
+def unpack_symbols(data: bytes, shape: tuple[int, int, int], sealed: bool = True) -> np.ndarray:
+    """Inverse of :func:`pack_symbols`: int64 symbols of ``shape`` (C x h x w); CorruptDataError.
+
+    A sealed stream too short for ``shape`` is refused before anything of that shape is allocated.
+    """
+    from ..entropy.coder import MAX_LENGTH, TOTAL, ChunkDecoder, TableSet, read_varints
 
     if len(data) < 1:
         raise CorruptDataError("cae-thesis payload truncated (table count)")
@@ -293,11 +304,16 @@ def unpack_symbols(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         freqs[t, :n] = row
         freqs[t, n] = escape
     tables = TableSet(freqs, np.asarray(offsets, np.int32), np.asarray(lengths, np.int32))
+    dec = ChunkDecoder(data[pos:], tables, sealed)
+    plane = shape[1] * shape[2]
+    if sealed:
+        dec.require_capacity({0: shape[0] * plane} if count == 1 else {t: plane for t in range(count)})
     if count == 1:
         tix = np.zeros(shape, np.int64)
     else:
         tix = np.broadcast_to(np.arange(shape[0])[:, None, None], shape)
-    sym = decode_symbols(data[pos:], tix, tables)
+    sym = dec.decode(tix)
+    dec.finish()
     if sym.size and sym.min() < 0:
         raise CorruptDataError("cae-thesis payload has negative latent symbols")
     return sym
@@ -327,7 +343,7 @@ def parse_payload(c: mlc.Container) -> Payload:
     if len(data) < 3:
         raise CorruptDataError("cae-thesis payload truncated (header)")
     version, q, flags = data[0], data[1], data[2]
-    if version != PAYLOAD_VERSION:
+    if version not in PAYLOAD_VERSIONS:
         raise CorruptDataError(f"unknown cae-thesis payload version {version}")
     if q not in QUALITIES:
         raise CorruptDataError(f"invalid cae-thesis quality {q}")
@@ -344,7 +360,7 @@ def parse_payload(c: mlc.Container) -> Payload:
             raise CorruptDataError(f"invalid cae-thesis coded size {cw}x{ch}")
         check_pixels(cw, ch)
     shape = (LATENT_CHANNELS, -(-ch // FACTOR), -(-cw // FACTOR))
-    sym = unpack_symbols(data[pos:], shape)
+    sym = unpack_symbols(data[pos:], shape, sealed=version >= 2)
     return Payload(q, cw, ch, bool(flags & FLAG_RESIZE), sym)
 
 
@@ -386,7 +402,10 @@ class CAEThesisCodec(NativeCodec):
         return load_model(self.weights)
 
     def weights_tag(self, quality) -> str:
-        return hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16] if self.weights.is_file() else ""
+        # the bytes depend on the weights and on the payload version (benchmark caches key on both)
+        if not self.weights.is_file():
+            return ""
+        return f"{hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]}-v{PAYLOAD_VERSION}"
 
     def expected_weights_hash(self, c: mlc.Container) -> bytes | None:
         return self._model()[1]

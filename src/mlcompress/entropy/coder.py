@@ -21,6 +21,15 @@ Byte layout of one coded stream (``encode_symbols``), little-endian::
 
 Symbols are grouped by table index (ascending t, array order inside a group); the decoder knows
 the table index of every symbol (it is input to both sides), so the grouping needs no side info.
+
+*Sealed* streams (``sealed=True``; cae-thesis payload version 2) start the ANS coder at the state
+:data:`SEAL` (2**32) instead of 0. An ANS coder that starts at 0 codes its first symbols for free
+while its state is below their frequency (a run of the most likely symbol costs no bits at all),
+so a decoder asked for more symbols than were coded keeps yielding that symbol from an exhausted
+stream and cannot tell. From the sealed state every symbol costs its information content, so the
+decoder refuses, before decoding, a stream with fewer bits than the symbols asked for need
+(:meth:`ChunkDecoder.require_capacity`), and notices the moment its state falls below the seal
+(the stream is exhausted); a sealed stream ends exactly at the seal. The seal costs about 4 bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +45,13 @@ from ..errors import CorruptDataError
 PRECISION = 16
 TOTAL = 1 << PRECISION
 MAX_LENGTH = TOTAL // 4  # in-range values per table; the rest escapes
+#: the state a sealed stream starts (and a decoder of it ends) at; below it the stream is exhausted
+SEAL = 1 << 32
+#: bits a symbol may cost less than its table's -log2(frequency / TOTAL) in a sealed stream: the
+#: coder's own 24-bit quantisation of the frequencies and its rounding at states >= SEAL (< 0.006)
+_SEALED_SLACK_BITS = 0.02
+#: symbols decoded between two exhaustion checks of a sealed stream
+_CHECK_EVERY = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -176,23 +192,24 @@ def _groups(tix: np.ndarray):
         yield int(t), np.flatnonzero(tix == t)
 
 
-def encode_symbols(symbols: np.ndarray, table_index: np.ndarray, tables: TableSet) -> bytes:
-    """Code int ``symbols`` (any shape) where symbol i uses table ``table_index[i]``; -> bytes."""
-    return encode_chunks([(symbols, table_index)], tables)
+def encode_symbols(symbols: np.ndarray, table_index: np.ndarray, tables: TableSet, sealed: bool = False) -> bytes:
+    """Code int ``symbols`` (any shape) where symbol i uses table ``table_index[i]``; -> bytes.
+    ``sealed``: a sealed stream (module docstring), whose exhaustion a decoder detects."""
+    return encode_chunks([(symbols, table_index)], tables, sealed)
 
 
-def decode_symbols(data: bytes, table_index: np.ndarray, tables: TableSet) -> np.ndarray:
+def decode_symbols(data: bytes, table_index: np.ndarray, tables: TableSet, sealed: bool = False) -> np.ndarray:
     """Inverse of ``encode_symbols``; -> int64 array of ``table_index``'s shape.
 
     Raises CorruptDataError when ``data`` is not exactly one stream for these tables.
     """
-    dec = ChunkDecoder(data, tables)
+    dec = ChunkDecoder(data, tables, sealed)
     out = dec.decode(table_index)
     dec.finish()
     return out
 
 
-def encode_chunks(chunks: list[tuple[np.ndarray, np.ndarray]], tables: TableSet) -> bytes:
+def encode_chunks(chunks: list[tuple[np.ndarray, np.ndarray]], tables: TableSet, sealed: bool = False) -> bytes:
     """Code several (symbols, table_index) chunks into one stream that :class:`ChunkDecoder`
     reads back chunk by chunk, in order; a decoder may compute a chunk's table indexes from the
     chunks before it (context models). One chunk gives exactly ``encode_symbols``'s bytes.
@@ -215,7 +232,7 @@ def encode_chunks(chunks: list[tuple[np.ndarray, np.ndarray]], tables: TableSet)
             esc = (idx < 0) | (idx >= n)
             escapes.append(sym[pos][esc])
             parts.append((t, np.where(esc, n, idx).astype(np.int32)))
-    coder = constriction.stream.stack.AnsCoder()
+    coder = constriction.stream.stack.AnsCoder(_seal_words() if sealed else None)
     for t, idx in reversed(parts):  # stack: last in, first out
         coder.encode_reverse(idx, categorical(tables.row(t)))
     words = coder.get_compressed().astype("<u4").tobytes()
@@ -223,12 +240,29 @@ def encode_chunks(chunks: list[tuple[np.ndarray, np.ndarray]], tables: TableSet)
     return struct.pack("<I", len(words) // 4) + words + struct.pack("<I", len(esc)) + esc
 
 
+def _seal_words() -> np.ndarray:
+    """The compressed form of the coder state SEAL (little-endian words: low, high)."""
+    return np.array([SEAL & 0xFFFFFFFF, SEAL >> 32], np.uint32)
+
+
+def min_bits(tables: TableSet, counts: dict[int, int]) -> float:
+    """The fewest bits ``counts[t]`` symbols of each table t can cost: each at least
+    -log2(largest frequency / TOTAL) of its table."""
+    total = 0.0
+    for t, n in counts.items():
+        top = int(tables.row(t).max())
+        total += n * max(0.0, PRECISION - float(np.log2(top)) - _SEALED_SLACK_BITS)
+    return total
+
+
 class ChunkDecoder:
     """Reads a stream of :func:`encode_chunks` one chunk at a time: ``decode(table_index)`` ->
     int64 symbols of that shape; ``finish()`` checks that the stream held exactly these chunks.
-    Any malformed input raises CorruptDataError."""
+    Any malformed input raises CorruptDataError. A ``sealed`` stream (module docstring) is also
+    refused as soon as it is exhausted, and :meth:`require_capacity` refuses it before decoding
+    when it is too short for the symbols asked for."""
 
-    def __init__(self, data: bytes, tables: TableSet):
+    def __init__(self, data: bytes, tables: TableSet, sealed: bool = False):
         import constriction
 
         data = bytes(data)
@@ -242,6 +276,8 @@ class ChunkDecoder:
         if end + 4 + n_esc != len(data):
             raise CorruptDataError("entropy-coded stream length mismatch")
         self.tables = tables
+        self.sealed = sealed
+        self._ans_bits = 32 * n_words
         self._esc, self._esc_pos = data[end + 4 :], 0
         with corrupt_stream_errors("entropy-coded stream"):
             self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, "<u4", n_words, 4).astype(np.uint32))
@@ -256,7 +292,7 @@ class ChunkDecoder:
         esc_pos = []
         with corrupt_stream_errors("entropy-coded stream"):
             for t, pos in _groups(tix):
-                idx = np.asarray(self._coder.decode(categorical(tables.row(t)), len(pos)), np.int64)
+                idx = self._decode_group(categorical(tables.row(t)), len(pos))
                 n = int(tables.lengths[t])
                 out[pos] = idx + int(tables.offsets[t])
                 esc_pos.append(pos[idx == n])
@@ -267,9 +303,35 @@ class ChunkDecoder:
             out[np.concatenate(esc_pos)], self._esc_pos = _read_varints(self._esc, self._esc_pos, n_escaped)
         return out.reshape(tix_arr.shape)
 
+    def require_capacity(self, counts: dict[int, int]) -> None:
+        """For a sealed stream: CorruptDataError unless it holds enough bits for ``counts[t]``
+        more symbols of each table t (:func:`min_bits`), checked before any of them is decoded
+        (so before the caller allocates for them)."""
+        if not self.sealed:
+            raise ValueError("only a sealed stream has a capacity")
+        need = min_bits(self.tables, counts)
+        if need > self._ans_bits:
+            raise CorruptDataError(
+                f"entropy-coded stream exhausted: {self._ans_bits // 8:,} bytes cannot hold "
+                f"{sum(counts.values()):,} symbols (they need at least {need / 8:,.0f})")
+
+    def _decode_group(self, model, count: int) -> np.ndarray:
+        """``count`` table indexes; a sealed stream is checked for exhaustion as it goes."""
+        if not self.sealed:
+            return np.asarray(self._coder.decode(model, count), np.int64)
+        parts = []
+        for start in range(0, count, _CHECK_EVERY):
+            parts.append(np.asarray(self._coder.decode(model, min(_CHECK_EVERY, count - start)), np.int64))
+            if self._coder.pos()[1] < SEAL:
+                raise CorruptDataError("entropy-coded stream exhausted before its last symbol")
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
     def finish(self) -> None:
         with corrupt_stream_errors("entropy-coded stream"):
-            clean = self._coder.is_empty()
+            if self.sealed:
+                clean = self._coder.num_words() == 2 and self._coder.pos()[1] == SEAL
+            else:
+                clean = self._coder.is_empty()
         if not clean:
             raise CorruptDataError("corrupt entropy-coded stream (data left over)")
         if self._esc_pos != len(self._esc):

@@ -83,3 +83,35 @@ def test_truncated_jpeg_is_detected(kodak_images):
     data = registry.get("jpeg").encode(kodak_images[0])
     with pytest.raises(CorruptDataError):
         mlcompress.decode(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name, side", [("webp", 16_383), ("jpeg", 65_500), ("avif", 32_768)])
+def test_a_codec_refuses_an_image_past_its_formats_side_limit_before_encoding(name, side, capsys, tmp_path):
+    codec = registry.get(name)
+    assert codec.max_side == side
+    assert codec.decode(codec.encode(np.full((1, side, 3), 90, np.uint8))).shape == (1, side, 3)
+    for shape in ((1, side + 1, 3), (side + 1, 1, 3)):
+        with pytest.raises(UnsupportedError, match=f"at most {side:,} pixels per side"):
+            mlcompress.encode(np.full(shape, 90, np.uint8), name)
+    from mlcompress import cli
+
+    tall = tmp_path / "tall.png"
+    tall.write_bytes(registry.get("png").encode(np.full((side + 1, 1, 3), 90, np.uint8)))
+    assert cli.main(["compress", str(tall), "-c", name, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"at most {side:,} pixels per side" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_webp_codes_a_grey_photo_as_rgb_and_gives_it_back_grey(kodak_images):
+    grey = np.rint(kodak_images[0].mean(axis=2)).astype(np.uint8)
+    webp = registry.get("webp")
+    data = webp.encode(grey, 75)
+    out = webp.decode(data)
+    assert out.shape == grey.shape and out.dtype == np.uint8
+    assert metrics.psnr(grey, out) > 30
+    assert mlcompress.decode(data).shape == grey.shape
+    # the grey marker (EXIF PhotometricInterpretation) costs 52 bytes over the same pixels as RGB
+    assert len(data) - len(webp.encode(np.repeat(grey[:, :, None], 3, axis=2), 75)) == 52
+    rgb = np.repeat(grey[:64, :64, None], 3, axis=2)  # grey pixels given as RGB stay RGB
+    assert webp.decode(webp.encode(rgb)).shape == rgb.shape

@@ -40,6 +40,12 @@ def from_hwc(img: np.ndarray) -> np.ndarray:
     return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
 
 
+def grey_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The grey image HxWx1 of a uint8 HxWx3 one: the mean of the three channels, rounded half to
+    even (how codecs that code grey images as RGB give them back grey)."""
+    return np.rint(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+
+
 def to_pil(img: np.ndarray):
     """A Pillow image of a uint8 HxW/HxWxC array."""
     from PIL import Image
@@ -70,6 +76,8 @@ def from_pil(pil) -> np.ndarray:
 
 #: the EXIF tag that says how the stored pixels are to be turned for display
 EXIF_ORIENTATION = 0x0112
+#: the EXIF (TIFF) tag PhotometricInterpretation, and its value for a grey image (BlackIsZero)
+EXIF_PHOTOMETRIC, PHOTOMETRIC_GREY = 0x0106, 1
 
 
 def _upright(pil):

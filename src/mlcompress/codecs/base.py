@@ -45,6 +45,9 @@ class Codec(ABC):
     bench_qualities: ClassVar[tuple] = ()
     #: supported channel counts
     channels: ClassVar[tuple[int, ...]] = (1, 3, 4)
+    #: the largest width and height the format (or its library) codes and reads back; None: no
+    #: limit below the pixel limit
+    max_side: ClassVar[int | None] = None
 
     def available(self) -> bool:
         """False when a library the codec needs is missing; the codec is then listed, not used."""
@@ -86,6 +89,12 @@ class Codec(ABC):
             raise UnsupportedError(
                 f"codec {self.name!r} does not support {kinds[hwc.shape[2]]} images "
                 f"(supports {', '.join(kinds[c] for c in self.channels)})"
+            )
+        h, w = hwc.shape[:2]
+        if self.max_side is not None and max(h, w) > self.max_side:
+            raise UnsupportedError(
+                f"codec {self.name!r} codes images of at most {self.max_side:,} pixels per side "
+                f"(a limit of the format); this one is {w}x{h}: choose another codec"
             )
         return hwc
 

@@ -70,6 +70,7 @@ import numpy as np
 
 from .. import container as mlc
 from ..errors import CorruptDataError, UsageError
+from ..image import grey_from_rgb
 from ..limits import check_pixels
 from ..registry import register
 from ..weights import WEIGHTS_DIR
@@ -451,7 +452,7 @@ class CAEThesisCodec(NativeCodec):
         if p.resized:
             rgb = _resize(rgb, c.width, c.height)
         if c.channels == 1:
-            return np.rint(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+            return grey_from_rgb(rgb)
         return rgb
 
 

@@ -3,7 +3,7 @@
 | id        | library            | knob                                   | notes                         |
 |-----------|--------------------|----------------------------------------|-------------------------------|
 | jpeg      | Pillow (libjpeg)   | quality 1-95                           | 4:2:0 chroma subsampling      |
-| webp      | Pillow (libwebp)   | quality 0-100                          | lossy, method 6               |
+| webp      | Pillow (libwebp)   | quality 0-100                          | lossy, method 6; grey as RGB  |
 | jpeg2000  | Pillow (OpenJPEG)  | compression ratio 1-1000 (lower=better)| irreversible 9/7, mct=1 (RGB) |
 | avif      | Pillow (libavif)   | quality 0-100                          | speed fixed at 6, 4:2:0       |
 | jxl       | imagecodecs        | Butteraugli distance 0.05-25 (lower=better) | effort 7                 |
@@ -18,7 +18,7 @@ import io
 import numpy as np
 
 from ..errors import CorruptDataError, UnsupportedError
-from ..image import as_hwc, from_hwc, read_image, to_pil
+from ..image import EXIF_PHOTOMETRIC, PHOTOMETRIC_GREY, as_hwc, from_hwc, grey_from_rgb, read_image, to_pil
 from ..limits import check_pixels
 from ..registry import register
 from .base import Codec
@@ -57,7 +57,10 @@ class PillowCodec(Codec):
         hwc = self.check_image(img)
         q = self.check_quality(quality)
         buf = io.BytesIO()
-        to_pil(hwc).save(buf, format=self.pil_format, **self.save_options(hwc, q))
+        try:
+            to_pil(hwc).save(buf, format=self.pil_format, **self.save_options(hwc, q))
+        except (OSError, ValueError, RuntimeError) as exc:  # a limit of the library not known here
+            raise UnsupportedError(f"{self.name} cannot encode this {hwc.shape[1]}x{hwc.shape[0]} image: {exc}") from None
         return buf.getvalue()
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -79,6 +82,7 @@ class Jpeg(PillowCodec):
     default_quality = 75
     bench_qualities = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
     channels = (1, 3)
+    max_side = 65_500  # libjpeg's JPEG_MAX_DIMENSION
 
     def save_options(self, img, quality):
         return {"quality": quality, "subsampling": "4:2:0", "optimize": True}
@@ -90,7 +94,7 @@ class Jpeg(PillowCodec):
 @register
 class WebP(PillowCodec):
     name = "webp"
-    description = "WebP lossy (libwebp via Pillow), method 6"
+    description = "WebP lossy (libwebp via Pillow), method 6 (grey: coded as RGB, given back grey)"
     extension = ".webp"
     pil_format = "WEBP"
     pil_feature = "webp"
@@ -98,10 +102,28 @@ class WebP(PillowCodec):
     quality_range = (0, 100)
     default_quality = 75
     bench_qualities = (0, 5, 15, 30, 45, 60, 75, 85, 92)
-    channels = (3, 4)  # WebP has no grey mode: a grey image would come back as RGB
+    channels = (1, 3, 4)
+    max_side = 16_383
+
+    # WebP has no grey mode: a grey image is coded as RGB (as cwebp does) and marked grey by the
+    # EXIF tag PhotometricInterpretation = BlackIsZero (52 bytes), so that it decodes grey again
+    # (the mean of the decoded channels, which 4:2:0 leaves up to 1 apart)
 
     def save_options(self, img, quality):
-        return {"quality": quality, "method": 6}
+        opts = {"quality": quality, "method": 6}
+        if img.shape[2] == 1:
+            from PIL import Image
+
+            exif = Image.Exif()
+            exif[EXIF_PHOTOMETRIC] = PHOTOMETRIC_GREY
+            opts["exif"] = exif.tobytes()
+        return opts
+
+    def decode(self, data: bytes) -> np.ndarray:
+        img = super().decode(data)
+        if img.ndim == 3 and img.shape[2] == 3 and _marked_grey(bytes(data)):
+            return from_hwc(grey_from_rgb(img))
+        return img
 
     def sniff(self, prefix):
         return prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP"
@@ -144,6 +166,8 @@ class Avif(PillowCodec):
     default_quality = 60
     bench_qualities = (10, 20, 30, 40, 50, 60, 70, 80, 88)
     channels = (1, 3, 4)
+    # libavif writes up to 65,536 but reads back only up to its default dimension limit
+    max_side = 32_768
 
     def save_options(self, img, quality):
         # a grey image is written monochrome (4:0:0) and reads back grey; 4:2:0 would turn it RGB
@@ -152,6 +176,18 @@ class Avif(PillowCodec):
 
     def sniff(self, prefix):
         return prefix[4:8] == b"ftyp" and prefix[8:12] in (b"avif", b"avis")
+
+
+@register
+class Avif444(Avif):
+    """AVIF without chroma subsampling: an anchor for the upper rates, where 4:2:0 caps the RGB
+    PSNR of colourful photos."""
+
+    name = "avif444"
+    description = f"AVIF (libavif via Pillow), speed {AVIF_SPEED}, 4:4:4 (grey: monochrome 4:0:0)"
+
+    def save_options(self, img, quality):
+        return {**super().save_options(img, quality), **({} if img.shape[2] == 1 else {"subsampling": "4:4:4"})}
 
 
 @register
@@ -239,6 +275,17 @@ class Qoi(Codec):
 
     def sniff(self, prefix):
         return prefix[:4] == b"qoif"
+
+
+def _marked_grey(data: bytes) -> bool:
+    """Whether an image file's EXIF says its pixels are grey (PhotometricInterpretation 1)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as pil:
+            return pil.getexif().get(EXIF_PHOTOMETRIC) == PHOTOMETRIC_GREY
+    except Exception:  # noqa: BLE001 - the pixels were read already; a bad EXIF block is no marker
+        return False
 
 
 def _as_uint8(out) -> np.ndarray:

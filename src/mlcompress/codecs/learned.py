@@ -32,6 +32,7 @@ import numpy as np
 from .. import container as mlc
 from .. import postfilter
 from ..errors import CorruptDataError, ModelMismatchError, UnsupportedError
+from ..image import grey_from_rgb
 from ..registry import register
 from ..weights import WEIGHTS_DIR
 from .base import Encoded, NativeCodec
@@ -220,7 +221,7 @@ class _Learned(NativeCodec):
         rgb = self._reconstruct(model, strings, hp, wp)[: c.height, : c.width]
         rgb = postfilter.apply(np.ascontiguousarray(rgb), filt)
         if c.channels == 1:
-            return np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+            return grey_from_rgb(rgb)
         return np.ascontiguousarray(rgb)
 
     def latent_shape(self, hp: int, wp: int) -> tuple[int, int]:

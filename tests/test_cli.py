@@ -185,6 +185,24 @@ def test_pixel_limit_option_refuses_big_images(capsys, photo):
     assert code == 1 and "limit" in err
 
 
+@pytest.mark.parametrize("limit", [100, 2000])  # over twice and under twice the photo's 3072 pixels
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_pixel_limit_is_one_line_naming_our_limit_and_its_option_on_either_side_of_the_command(
+        capsys, photo, limit, where):
+    import warnings
+
+    opt = ["--max-pixels", str(limit)]
+    argv = [*opt, "compress", photo, "-c", NATIVE] if where == "before" else ["compress", photo, "-c", NATIVE, *opt]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, *argv)
+    assert code == 1
+    assert_one_line_error(err)
+    assert f"48 = 3,072 pixels exceeds the limit of {limit:,} pixels" in err and "--max-pixels" in err
+    assert not caught, [str(w.message) for w in caught]  # no DecompressionBombWarning first
+    assert not (photo.parent / "photo.mlc").exists()
+
+
 def test_stdin_to_stdout_pipeline_through_the_console_script(photo, tmp_path):
     exe = Path(sys.executable).with_name("mlcompress")
     enc = subprocess.run([exe, "compress", "-", "-c", NATIVE], input=photo.read_bytes(), capture_output=True, check=True)

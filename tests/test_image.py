@@ -41,7 +41,7 @@ def _tiff(pil) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("mode, channels", [("P", 3), ("LA", 4), ("CMYK", 3), ("1", 1), ("L", 1), ("RGBA", 4)])
+@pytest.mark.parametrize("mode, channels", [("P", 3), ("LA", 1), ("CMYK", 3), ("1", 1), ("L", 1), ("RGBA", 4)])
 def test_other_modes_become_grey_rgb_or_rgba_uint8(mode, channels):
     rgb = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
     pil = Image.fromarray(rgb).convert(mode)
@@ -68,3 +68,51 @@ def test_an_image_is_read_upright_as_its_exif_orientation_says(fmt):
     plain = io.BytesIO()
     pil.save(plain, format=fmt)  # no orientation: as stored
     assert read_image(plain.getvalue()).shape == (20, 30, 3)
+
+
+def _palette_png(transparent_pixel: bool) -> bytes:
+    """A palette PNG whose entry 0 is transparent, used by one pixel or by none."""
+    idx = np.ones((12, 10), np.uint8)
+    if transparent_pixel:
+        idx[0, 0] = 0
+    pil = Image.fromarray(idx, "P")
+    pil.putpalette([0, 0, 0, 200, 30, 90] + [0] * 762)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", transparency=0)
+    return buf.getvalue()
+
+
+def test_a_palette_png_with_an_unused_transparent_entry_is_read_as_rgb_not_rgba():
+    img = read_image(_palette_png(transparent_pixel=False))
+    assert img.shape == (12, 10, 3) and (img == [200, 30, 90]).all()
+    see_through = read_image(_palette_png(transparent_pixel=True))
+    assert see_through.shape == (12, 10, 4) and see_through[0, 0, 3] == 0
+    grey_alpha = Image.fromarray(np.full((5, 6, 2), 255, np.uint8), "LA")
+    assert read_image(_png(grey_alpha)).shape == (5, 6)
+
+
+def test_refusing_rgba_names_the_cause_transparent_pixels_or_a_fully_opaque_alpha_channel():
+    from mlcompress import registry
+    from mlcompress.errors import UnsupportedError
+
+    jpeg = registry.get("jpeg")
+    rgba = np.full((4, 4, 4), 255, np.uint8)
+    with pytest.raises(UnsupportedError, match="alpha channel is fully opaque: save it without alpha"):
+        jpeg.encode(rgba)
+    rgba[1, 1, 3] = 0
+    with pytest.raises(UnsupportedError, match="this one has transparent pixels"):
+        jpeg.encode(rgba)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_an_animation_is_refused_with_a_hint_instead_of_coding_its_first_frame(fmt):
+    from mlcompress.errors import UnsupportedError
+
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (0, 120, 250)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format=fmt, save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(UnsupportedError, match=f"an animated {fmt} \\(3 frames\\); only still images"):
+        read_image(buf.getvalue())
+    still = io.BytesIO()
+    frames[1].save(still, format=fmt)
+    assert read_image(still.getvalue()).shape[:2] == (8, 8)

@@ -80,8 +80,9 @@ def _quality(text: str | None):
 # ---------------------------------------------------------------- commands
 
 
-def _cmd_folder(args, compress: bool) -> int:
-    """compress/decompress with a folder as input: every file in it, resumable (batch.py)."""
+def _cmd_folder(args, compress: bool | None) -> int:
+    """compress (True), decompress (False) or enhance (None) with a folder as input: every file
+    in it, resumable (batch.py)."""
     from . import batch
 
     if not args.output or args.output == "-":
@@ -95,8 +96,12 @@ def _cmd_folder(args, compress: bool) -> int:
             tqdm.write(f"mlcompress: failed: {r.source}: {r.message}", file=sys.stderr)
 
     common = dict(recursive=args.recursive, jobs=args.jobs, force=args.force, progress=show, on_result=report)
+    if getattr(args, "cluster", None):
+        common["cluster"] = args.cluster
     if compress:
         summary = batch.compress_tree(args.input, args.output, args.codec, _quality(args.quality), **common)
+    elif compress is None:
+        summary = batch.enhance_tree(args.input, args.output, **common)
     else:
         summary = batch.decompress_tree(args.input, args.output, **common)
     if not args.quiet or summary.failed:
@@ -104,13 +109,26 @@ def _cmd_folder(args, compress: bool) -> int:
     return EXIT_OK if summary.ok else EXIT_DATA
 
 
+def _many_files(args) -> bool:
+    """Whether the input names many files for batch.py: a folder, a glob, a URL of either, or
+    anything given with --cluster."""
+    from . import storage
+
+    if args.input == "-":
+        if getattr(args, "cluster", None):
+            raise UsageError("--cluster works on folders, globs and URLs of them, not on stdin")
+        return False
+    return (bool(getattr(args, "cluster", None)) or storage.is_url(args.input) or storage.is_glob(args.input)
+            or Path(args.input).is_dir())
+
+
 def cmd_compress(args) -> int:
     import mlcompress
 
     resize = getattr(args, "resize", None)
-    if resize is not None and args.input != "-" and Path(args.input).is_dir():
+    if resize is not None and _many_files(args):
         raise UsageError("--resize (the thesis protocol) works on single files only")
-    if args.input != "-" and Path(args.input).is_dir():
+    if _many_files(args):
         return _cmd_folder(args, compress=True)
     from .image import read_image
 
@@ -139,7 +157,9 @@ def cmd_compress(args) -> int:
 def cmd_decompress(args) -> int:
     import mlcompress
 
-    if args.input != "-" and Path(args.input).is_dir():
+    if getattr(args, "base", False):
+        return _decompress_base(args)
+    if _many_files(args):
         return _cmd_folder(args, compress=False)
 
     out = args.output or _default_output(args.input, ".decoded.png", "")
@@ -149,6 +169,40 @@ def cmd_decompress(args) -> int:
     img = mlcompress.decode(_read_input(args.input))
     png = mlcompress.get_codec("png").encode(img)
     _write_output(out, png, args.force)
+    if out != "-" and not args.quiet:
+        print(f"{args.input} -> {out}: {img.shape[1]}x{img.shape[0]}")
+    return EXIT_OK
+
+
+def _decompress_base(args) -> int:
+    """`decompress --base FILE.mlc`: the base file of an +nn file, byte for byte (photo.avif)."""
+    from .codecs.restored import base_file
+
+    if args.input != "-" and Path(args.input).is_dir():
+        raise UsageError("--base works on single files only")
+    data, ext = base_file(_read_input(args.input))
+    out = args.output or _default_output(args.input, ext, ".base")
+    _check_not_same(args.input, out)
+    _write_output(out, data, args.force)
+    if out != "-" and not args.quiet:
+        print(f"{args.input} -> {out}: {len(data)} bytes")
+    return EXIT_OK
+
+
+def cmd_enhance(args) -> int:
+    """`enhance FILE|DIR`: a JPEG, WebP or AVIF file restored by its base's network, as PNG."""
+    if _many_files(args):
+        return _cmd_folder(args, compress=None)
+    from .codecs.restored import enhance
+
+    out = args.output or _default_output(args.input, ".enhanced.png", "")
+    _check_not_same(args.input, out)
+    if out != "-" and Path(out).exists() and not args.force:
+        raise UsageError(f"{out} exists (use --force to overwrite)")
+    img = enhance(_read_input(args.input))
+    import mlcompress
+
+    _write_output(out, mlcompress.get_codec("png").encode(img), args.force)
     if out != "-" and not args.quiet:
         print(f"{args.input} -> {out}: {img.shape[1]}x{img.shape[0]}")
     return EXIT_OK
@@ -248,11 +302,41 @@ def cmd_compare(args) -> int:
 def cmd_demo(args) -> int:
     from . import demo
 
-    rows = demo.run(args.out, codec=args.codec, quality=_quality(args.quality))
-    print(demo.format_table(rows))
-    print(f"\nwrote {args.out}/astronaut.decoded.png and {args.out}/astronaut.comparison.png "
-          f"(original | {rows[0].codec} | jpeg)")
+    res = demo.run(args.out, codec=args.codec, quality=_quality(args.quality))
+    print(demo.format_table(res.rows))
+    print("\nwrote " + ", ".join(str(p) for p in res.files[:-1]))
+    print(f"open {res.page.resolve()} in a browser to compare them")
     return EXIT_OK
+
+
+def cmd_view(args) -> int:
+    from .view import compare
+
+    if len(args.images) > 1:
+        if args.codecs is not None or args.bpp is not None:
+            raise UsageError("--codecs and --bpp take one image; with several files view compares them as they are")
+        page, rows = compare.view_files(args.images, args.output, args.force)
+    else:
+        target = compare.DEFAULT_BPP if args.bpp is None else _positive(args.bpp, "--bpp")
+        show = not args.quiet and sys.stderr.isatty()
+        progress = (lambda name: print(f"encoding with {name} ...", file=sys.stderr)) if show else None
+        page, rows = compare.view_codecs(args.images[0], _names(args.codecs), target, args.output, args.force,
+                                         progress=progress)
+    if not args.quiet:
+        print(compare.format_table(rows))
+    print(f"wrote {page}")
+    return EXIT_OK
+
+
+def _positive(text: str, flag: str) -> float:
+    from .errors import require_positive
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{flag} must be a number, got {text!r}") from None
+    require_positive(flag, value)
+    return value
 
 
 def cmd_vq_experiments(args) -> int:
@@ -316,10 +400,17 @@ def cmd_bench(args) -> int:
         parts += ["--anchors"] + ([] if args.anchors == "default" else [args.anchors])
     if args.jobs != 1:
         parts += ["--jobs", str(args.jobs)]
+    if args.cluster:
+        parts += ["--cluster", args.cluster]
+    for flag, value in (("--view-points", args.view_points), ("--view-images", args.view_images)):
+        if value is not None:
+            parts += [flag, str(value)]
     summary = run_bench(args.data, args.out, codecs=_names(args.codecs), qualities=qualities, jobs=args.jobs,
+                        cluster=args.cluster,
                         anchors=anchors, limit=args.limit, recompute=args.recompute,
                         progress=not args.quiet and sys.stderr.isatty(),
-                        command=" ".join(shlex.quote(p) for p in parts))
+                        command=" ".join(shlex.quote(p) for p in parts),
+                        view_points=args.view_points, view_images=args.view_images)
     print(summary.describe())
     return EXIT_OK
 
@@ -358,13 +449,14 @@ def _train_learned(args) -> int:
     """`mlcompress train factorized|hyperprior`: the rate-distortion loop (train/loop.py)."""
     from .train.loop import TrainConfig, train
 
-    missing = [o for o, v in (("--data", args.data), ("--lambda", args.lmbda), ("--steps", args.steps),
+    data = args.data or args.crops  # a crops pack stands for the folder it was made from
+    missing = [o for o, v in (("--data", data), ("--lambda", args.lmbda), ("--steps", args.steps),
                               ("--out", args.out)) if v is None]
     if missing:
         raise UsageError(f"train {args.model} needs {', '.join(missing)}")
-    d = TrainConfig(model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out)
+    d = TrainConfig(model=args.model, data=data, lmbda=args.lmbda, steps=args.steps, out=args.out)
     cfg = TrainConfig(
-        model=args.model, data=args.data, lmbda=args.lmbda, steps=args.steps, out=args.out,
+        model=args.model, data=data, lmbda=args.lmbda, steps=args.steps, out=args.out,
         N=_or(args.N, d.N), M=_or(args.M, d.M), refine=_or(args.refine, d.refine),
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop),
         lr=_or(args.lr, d.lr), threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed),
@@ -372,15 +464,40 @@ def _train_learned(args) -> int:
         checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant or d.quant, freeze=args.freeze or "",
         eval_every=_or(args.eval_every, d.eval_every), device=args.device or d.device,
+        crops=args.crops, bf16=args.bf16, compile=args.compile, pieces=args.pieces,
     )
     res = train(cfg)
     print(f"stopped at step {res['step']} after {res['elapsed']:.0f} s; checkpoint {args.out}: {res['last']}")
     return EXIT_OK
 
 
+def _train_restore(args) -> int:
+    """`mlcompress train restore-avif|restore-jpeg|restore-webp`: the restoration networks of the
+    +nn codecs (train/restore.py)."""
+    from .train.restore import RestoreConfig, train_restore
+
+    missing = [o for o, v in (("--data", args.data), ("--steps", args.steps), ("--out", args.out)) if v is None]
+    if missing:
+        raise UsageError(f"train {args.model} needs {', '.join(missing)}")
+    d = RestoreConfig(base="", data="", out="")
+    cfg = RestoreConfig(
+        base=args.model.removeprefix("restore-"), data=args.data, out=args.out, steps=args.steps,
+        batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop), lr=_or(args.lr, d.lr),
+        threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed), resume=args.resume,
+        eval_every=_or(args.eval_every, d.eval_every), checkpoint_minutes=args.checkpoint_minutes,
+        time_limit_minutes=args.time_limit, progress=not args.quiet,
+    )
+    res = train_restore(cfg)
+    best = res["best"]
+    print(f"stopped at step {res['step']} after {res['elapsed']:.0f} s; checkpoint {args.out}; best held-out "
+          f"gain {best['gain_db']:+.3f} dB at step {best['step']}" if best else f"stopped at step {res['step']}")
+    return EXIT_OK
+
+
 #: `mlcompress train MODEL`: one entry per trainable model (other trainers add theirs here).
 TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hyperprior": _train_learned,
-            "hyperprior-ctx": _train_learned}
+            "hyperprior-ctx": _train_learned, "restore-avif": _train_restore, "restore-jpeg": _train_restore,
+            "restore-webp": _train_restore}
 
 
 #: options that only one kind of trainer reads (argparse dest -> flag); given to the other kind
@@ -389,19 +506,57 @@ _CAE_ONLY = {"epochs": "--epochs", "val_split": "--val-split", "max_steps": "--m
 _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init",
               "init_refiner": "--init-refiner", "N": "--N", "M": "--M", "refine": "--refine", "crop": "--crop",
               "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
-              "time_limit": "--time-limit", "device": "--device"}
+              "time_limit": "--time-limit", "device": "--device", "crops": "--crops", "bf16": "--bf16",
+              "compile": "--compile", "pieces": "--pieces"}
+
+
+#: options of the rate-distortion loop that a restoration network has no use for
+_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init", "init_refiner", "N", "M", "refine", "quant", "freeze", "device",
+                                        "crops", "bf16", "compile", "pieces")}
 
 
 def cmd_train(args) -> int:
     trainer = TRAINERS.get(args.model)
     if trainer is None:
         raise UsageError(f"unknown model {args.model!r}; trainable models: {', '.join(sorted(TRAINERS))}")
-    foreign = _LOOP_ONLY if trainer is _train_cae_thesis else _CAE_ONLY
+    foreign = (_LOOP_ONLY if trainer is _train_cae_thesis
+               else {**_CAE_ONLY, **_RD_ONLY} if trainer is _train_restore else _CAE_ONLY)
     given = [flag for dest, flag in foreign.items() if getattr(args, dest) not in (None, False)]
     if given:
         hint = "" if trainer is _train_cae_thesis else " (--steps is the total step count)"
         raise UsageError(f"train {args.model} does not take {', '.join(given)}{hint}")
     return trainer(args)
+
+
+def cmd_crops(args) -> int:
+    from .train.crops import pack
+
+    res = pack(args.data, args.out, args.crop, args.eval_crops, args.max_mib, args.force)
+    print(f"{args.out}: {res['images']} images ({res['left_out']} left out by --max-mib), "
+          f"{res['bytes'] / 2**20:.1f} MiB, {res['eval_crops']} fixed crops of {res['crop']} px")
+    return EXIT_OK
+
+
+def cmd_pieces(args) -> int:
+    from .train import pieces
+
+    if args.action == "join":
+        res = pieces.join(args.source, args.out, args.force)
+        print(f"{args.out}: step {res['step']}, optimizer state {res['optimizer']}")
+        return EXIT_OK
+    from .errors import require_positive
+    from .train.loop import load_checkpoint
+
+    require_positive("--max-mib", args.max_mib)
+    if pieces.is_pieces(args.source):
+        raise UsageError(f"{args.source} is already a folder of pieces")
+    out = Path(args.out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise UsageError(f"{args.out} exists and is not an empty folder")
+    man = pieces.write_pieces(args.out, load_checkpoint(args.source), args.optimizer, int(args.max_mib * 2**20))
+    print(f"{args.out}: step {man['step']}, {len(man['pieces'])} pieces, {man['bytes'] / 2**20:.1f} MiB, "
+          f"optimizer state {man['optimizer']}")
+    return EXIT_OK
 
 
 def cmd_export(args) -> int:
@@ -423,14 +578,22 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _add_cluster(parser, what: str = "with a folder: run") -> None:
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help=f"{what} on a Dask cluster: a scheduler (tcp://HOST:8786), or local / local:N for "
+                             "N worker processes on this machine (needs mlcompress[cluster]; see README)")
+
+
+MAX_PIXELS_HELP = "refuse images with more pixels than this (default 89478485; also $MLCOMPRESS_MAX_PIXELS)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .entropy.quantize import QUANT_MODES  # no torch at import
     from .train.loop import DEVICES, FREEZE_MODES  # no torch at import
 
     p = _Parser(prog="mlcompress", description="Image compression with machine-learning methods.")
     p.add_argument("--version", action="version", version=f"mlcompress {__version__}")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="refuse images with more pixels than this (default 89478485)")
+    p.add_argument("--max-pixels", type=int, default=None, help=MAX_PIXELS_HELP)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("compress", help="compress an image file")
@@ -442,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true")
     c.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
     c.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
+    _add_cluster(c)
     c.add_argument("--resize", type=int, metavar="N",
                    help="cae-thesis only: the thesis's NON-honest protocol, shrink to NxN (e.g. 32) before coding")
     c.set_defaults(func=cmd_compress)
@@ -453,7 +617,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
     d.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
+    _add_cluster(d)
+    d.add_argument("--base", action="store_true",
+                   help="write the embedded AVIF/JPEG/WebP file of an +nn file, byte for byte")
     d.set_defaults(func=cmd_decompress)
+
+    n = sub.add_parser("enhance", help="restore a JPEG, WebP or AVIF file with a learned network, to PNG")
+    n.add_argument("input", help="JPEG/WebP/AVIF file, a folder of them (with -o OUTDIR), or - for stdin")
+    n.add_argument("-o", "--output", help="output PNG (default: NAME.enhanced.png; - for stdout)")
+    n.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    n.add_argument("--quiet", action="store_true")
+    n.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
+    n.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
+    _add_cluster(n)
+    n.set_defaults(func=cmd_enhance)
 
     i = sub.add_parser("info", help="describe a compressed file")
     i.add_argument("file")
@@ -527,13 +704,52 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--time-limit", type=float,
                    help="factorized/hyperprior: stop (and checkpoint) after this many minutes")
+    t.add_argument("--crops", help="factorized/hyperprior: cut the batches on --device from this crops pack "
+                   "(`mlcompress crops`) instead of reading --data (docs/GPU.md)")
+    t.add_argument("--bf16", action="store_true",
+                   help="factorized/hyperprior: run g_a's and g_s's bodies under bfloat16 autocast (train/accel.py)")
+    t.add_argument("--compile", action="store_true", help="factorized/hyperprior: torch.compile the training step")
+    t.add_argument("--pieces", action="store_true",
+                   help="factorized/hyperprior: --out is a folder of checkpoint pieces of at most 16 MiB "
+                        "(`mlcompress pieces`; docs/GPU.md)")
     t.set_defaults(func=cmd_train)
+
+    k = sub.add_parser("crops", help="pack a training folder into one file whose crops a GPU cuts itself (docs/GPU.md)")
+    k.add_argument("--data", required=True, help="training images, e.g. ../shared/data/train")
+    k.add_argument("--out", required=True, help="the crops pack to write (.safetensors)")
+    k.add_argument("--crop", type=int, default=256, help="crop size of the fixed evaluation crops (default 256)")
+    k.add_argument("--eval-crops", type=int, default=8, help="how many fixed evaluation crops (default 8)")
+    k.add_argument("--max-mib", type=float, default=40.0, help="size limit of the pack (default 40 MiB)")
+    k.add_argument("-f", "--force", action="store_true", help="overwrite an existing --out")
+    k.set_defaults(func=cmd_crops)
+
+    g = sub.add_parser("pieces", help="cut a training checkpoint into pieces of at most 16 MiB, or join them back")
+    g.add_argument("action", choices=["split", "join"])
+    g.add_argument("source", help="split: a checkpoint (.pt); join: a folder of pieces")
+    g.add_argument("--out", required=True, help="split: the folder of pieces; join: the checkpoint to write")
+    g.add_argument("--optimizer", choices=["auto", "fp32", "bf16", "dropped"], default="auto",
+                   help="split: how the optimizer state is kept (auto: the best that fits --max-mib)")
+    g.add_argument("--max-mib", type=float, default=64.0, help="split: size limit of all pieces (default 64 MiB)")
+    g.add_argument("-f", "--force", action="store_true", help="join: overwrite an existing --out")
+    g.set_defaults(func=cmd_pieces)
 
     e = sub.add_parser("demo", help="compress scikit-image's astronaut photo and compare with JPEG")
     e.add_argument("--out", default="out")
     e.add_argument("-c", "--codec")
     e.add_argument("-q", "--quality")
     e.set_defaults(func=cmd_demo)
+
+    w = sub.add_parser("view", help="compare images in a browser: one image through several codecs at one bpp, "
+                                    "or existing files side by side")
+    w.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="one image to encode, or several files to compare (the first is the reference)")
+    w.add_argument("--codecs", help="comma-separated codecs (default: the default codec, jpeg and avif)")
+    w.add_argument("--bpp", help="the target bits per pixel each codec's quality is searched for (default 0.5)")
+    w.add_argument("-o", "--output", default="view.html",
+                   help="the page (default view.html; its images go to view_files/ beside it)")
+    w.add_argument("-f", "--force", action="store_true", help="overwrite an existing page")
+    w.add_argument("--quiet", action="store_true", help="print only the page's path")
+    w.set_defaults(func=cmd_view)
 
     v = sub.add_parser("vq-experiments", help="the thesis's RLE/VQ experiments (n_clusters/n_init grid) as a table")
     v.add_argument("--data", help="folder of images (default: ../shared/data/kodak if present)")
@@ -550,11 +766,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--qualities", help="comma-separated qualities replacing each lossy codec's default sweep")
     b.add_argument("--out", default="bench/results", help="output folder (default bench/results)")
     b.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    _add_cluster(b, "measure")
     b.add_argument("--anchors", nargs="?", const="default", metavar="NAMES",
                    help="draw published curves: the default set, or comma-separated names "
                         "(e.g. compressai-kodak/vtm,tfc-kodak/bpg444)")
     b.add_argument("--limit", type=int, help="use only the first N images")
     b.add_argument("--recompute", action="store_true", help="measure the chosen codecs again, ignoring the cache")
+    b.add_argument("--view-points", type=int, metavar="N",
+                   help="report.html's viewer keeps at most N decoded images per codec and image (default 4; "
+                        "0: no per-image viewer)")
+    b.add_argument("--view-images", type=int, metavar="N",
+                   help="report.html's viewer shows the first N images (default 4)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_bench)
 
@@ -575,6 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--kodak", help="with --runs: measure these Kodak images for the model card")
     x.add_argument("--cells", help="with --runs: bench cells.jsonl for JPEG/WebP/AVIF at the same bpp")
     x.set_defaults(func=cmd_export)
+    for name, command in sub.choices.items():  # also after the command: `compress x.png --max-pixels N`
+        if name != "fuzz":  # which has its own --fuzz-max-pixels
+            command.add_argument("--max-pixels", type=int, default=argparse.SUPPRESS, help=MAX_PIXELS_HELP)
     return p
 
 

@@ -7,11 +7,12 @@ The in-memory image everywhere is a numpy ``uint8`` array, ``HxW`` (grey), ``HxW
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptDataError, UsageError
+from .errors import CorruptDataError, UnsupportedError, UsageError
 from .limits import check_pixels, get_max_pixels
 
 #: File extensions read as images by folders of images (data sets, batch compression, bench).
@@ -66,12 +67,24 @@ def from_pil(pil) -> np.ndarray:
     elif mode in ("1", "I", "F"):
         pil = pil.convert("L")
     elif mode == "LA":
-        pil = pil.convert("RGBA")
+        return _opaque_dropped(np.asarray(pil.convert("RGBA"), dtype=np.uint8), grey=True)
     elif mode in ("P", "PA"):
-        pil = pil.convert("RGBA" if "transparency" in pil.info or mode == "PA" else "RGB")
+        if "transparency" in pil.info or mode == "PA":
+            # a palette with a transparent entry is RGBA only where some pixel uses that entry
+            return _opaque_dropped(np.asarray(pil.convert("RGBA"), dtype=np.uint8))
+        pil = pil.convert("RGB")
     else:
         pil = pil.convert("RGB")
     return np.asarray(pil, dtype=np.uint8).copy()
+
+
+def _opaque_dropped(rgba: np.ndarray, grey: bool = False) -> np.ndarray:
+    """An RGBA array that a grey+alpha or palette image became, without its alpha channel when
+    every pixel is opaque (the file's format carried a transparency nobody uses): RGB, or grey
+    when it was grey+alpha."""
+    if not (rgba[:, :, 3] == 255).all():
+        return rgba.copy()
+    return rgba[:, :, 0].copy() if grey else np.ascontiguousarray(rgba[:, :, :3])
 
 
 #: the EXIF tag that says how the stored pixels are to be turned for display
@@ -96,29 +109,60 @@ def _is_16_bit(pil) -> bool:
     return 0 <= lo and 255 < hi <= 65535
 
 
+#: formats whose files may hold an animation (Pillow's ``is_animated``); MPO, a camera JPEG with
+#: a preview frame, and multi-page TIFF are read as their first image without a word
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
+
+
+@contextmanager
+def _our_pixel_limit():
+    """Pillow's own decompression-bomb check off while a file is opened: :func:`check_pixels`
+    runs on the header's size instead, at the same point, with our limit and how to raise it
+    (Pillow's warns between one and two times its limit and names twice it above)."""
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def read_image(source: str | Path | bytes) -> np.ndarray:
     """Read an image file (any format Pillow reads) into a uint8 array.
 
-    Raises CorruptDataError when the bytes are not a readable image, LimitError when it is too big.
+    Raises CorruptDataError when the bytes are not a readable image, LimitError when it is too big,
+    UnsupportedError for an animation (GIF, APNG, WebP, AVIF with more than one frame).
     """
     from PIL import Image, UnidentifiedImageError
 
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = get_max_pixels()
     try:
-        with Image.open(io.BytesIO(data)) as pil:
+        with _our_pixel_limit(), Image.open(io.BytesIO(data)) as pil:
             check_pixels(*pil.size)
+            if pil.format in ANIMATED_FORMATS and getattr(pil, "is_animated", False):
+                raise UnsupportedError(
+                    f"an animated {pil.format} ({pil.n_frames} frames); only still images are coded: "
+                    "save the frame you want as PNG first")
             pil.load()
             return from_pil(_upright(pil))
     except UnidentifiedImageError:
         raise CorruptDataError("not a recognised image file") from None
-    except Image.DecompressionBombError as exc:
-        from .errors import LimitError
-
-        raise LimitError(str(exc)) from None
     except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: Pillow's AVIF decoder
+        if isinstance(exc, UsageError):  # ours (a ValueError too)
+            raise
         raise CorruptDataError(f"cannot read image: {exc}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+
+
+def exif_says_grey(data: bytes) -> bool:
+    """Whether an image file's EXIF marks its pixels grey (PhotometricInterpretation 1), as the
+    webp codec marks the grey images it codes as RGB; False for a file without such a tag."""
+    from PIL import Image
+
+    try:
+        with _our_pixel_limit(), Image.open(io.BytesIO(data)) as pil:
+            return pil.getexif().get(EXIF_PHOTOMETRIC) == PHOTOMETRIC_GREY
+    except Exception:  # noqa: BLE001 - a damaged EXIF block is no marker
+        return False
 

@@ -86,9 +86,13 @@ class Codec(ABC):
         hwc = as_hwc(img)
         if hwc.shape[2] not in self.channels:
             kinds = {1: "grey", 3: "RGB", 4: "RGBA"}
+            why = ""
+            if hwc.shape[2] == 4:  # say where the alpha channel comes from
+                why = ("; this one has transparent pixels" if (hwc[:, :, 3] < 255).any()
+                       else "; this one's alpha channel is fully opaque: save it without alpha")
             raise UnsupportedError(
                 f"codec {self.name!r} does not support {kinds[hwc.shape[2]]} images "
-                f"(supports {', '.join(kinds[c] for c in self.channels)})"
+                f"(supports {', '.join(kinds[c] for c in self.channels)}){why}"
             )
         h, w = hwc.shape[:2]
         if self.max_side is not None and max(h, w) > self.max_side:

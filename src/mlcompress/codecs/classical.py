@@ -18,7 +18,7 @@ import io
 import numpy as np
 
 from ..errors import CorruptDataError, UnsupportedError
-from ..image import EXIF_PHOTOMETRIC, PHOTOMETRIC_GREY, as_hwc, from_hwc, grey_from_rgb, read_image, to_pil
+from ..image import EXIF_PHOTOMETRIC, PHOTOMETRIC_GREY, as_hwc, exif_says_grey, from_hwc, grey_from_rgb, read_image, to_pil
 from ..limits import check_pixels
 from ..registry import register
 from .base import Codec
@@ -121,7 +121,7 @@ class WebP(PillowCodec):
 
     def decode(self, data: bytes) -> np.ndarray:
         img = super().decode(data)
-        if img.ndim == 3 and img.shape[2] == 3 and _marked_grey(bytes(data)):
+        if img.ndim == 3 and img.shape[2] == 3 and exif_says_grey(bytes(data)):
             return from_hwc(grey_from_rgb(img))
         return img
 
@@ -275,17 +275,6 @@ class Qoi(Codec):
 
     def sniff(self, prefix):
         return prefix[:4] == b"qoif"
-
-
-def _marked_grey(data: bytes) -> bool:
-    """Whether an image file's EXIF says its pixels are grey (PhotometricInterpretation 1)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as pil:
-            return pil.getexif().get(EXIF_PHOTOMETRIC) == PHOTOMETRIC_GREY
-    except Exception:  # noqa: BLE001 - the pixels were read already; a bad EXIF block is no marker
-        return False
 
 
 def _as_uint8(out) -> np.ndarray:

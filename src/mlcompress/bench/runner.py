@@ -208,8 +208,10 @@ def plan(data_dir: str | Path, codecs: list[str] | None = None, qualities: list 
 # ---------------------------------------------------------------- measuring
 
 
-def measure_cell(codec, img: np.ndarray, quality, image: str, sha: str, weights: str = "") -> Cell:
-    """Encode and decode ``img`` once with timing; failures become a Cell with ``error`` set."""
+def measure_cell(codec, img: np.ndarray, quality, image: str, sha: str, weights: str = "",
+                 keep: dict | None = None) -> Cell:
+    """Encode and decode ``img`` once with timing; failures become a Cell with ``error`` set.
+    ``keep``: a dict that receives the decoded image under ``quality`` (for report.html's viewer)."""
     h, w = img.shape[:2]
     ch = 1 if img.ndim == 2 else img.shape[2]
     cell = Cell(codec.name, quality, image, sha, w, h, ch, weights=weights)
@@ -227,6 +229,8 @@ def measure_cell(codec, img: np.ndarray, quality, image: str, sha: str, weights:
         cell.ms_ssim = metrics.ms_ssim(img, out)
         cell.encode_s, cell.decode_s = t1 - t0, t2 - t1
         cell.encode_cpu_s, cell.decode_cpu_s = c1 - c0, c2 - c1
+        if keep is not None:
+            keep[quality] = out
     except Exception as exc:  # a codec failing on one image is reported, never a crash
         cell.error = f"{type(exc).__name__}: {exc}".strip()
     return cell
@@ -250,9 +254,11 @@ def _warm_up(codec) -> None:
         pass
 
 
-def measure_task(path: str, codec_name: str, qualities: list, sha: str, weights: dict | None = None) -> list[Cell]:
+def measure_task(path: str, codec_name: str, qualities: list, sha: str, weights: dict | None = None,
+                 view: tuple[str, int] | None = None) -> list[Cell]:
     """Every pending quality of one codec on one image (the unit of work of a worker process);
-    ``weights`` maps a quality to its Codec.weights_tag."""
+    ``weights`` maps a quality to its Codec.weights_tag. ``view`` (bench folder, points): store
+    the decoded images report.html's viewer shows (html.store_selected)."""
     codec = registry.get(codec_name)
     name = Path(path).name
     tag = (weights or {}).get
@@ -262,7 +268,13 @@ def measure_task(path: str, codec_name: str, qualities: list, sha: str, weights:
         return [Cell(codec_name, q, name, sha, error=f"{type(exc).__name__}: {exc}", weights=tag(q, ""))
                 for q in qualities]
     _warm_up(codec)
-    return [measure_cell(codec, img, q, name, sha, tag(q, "")) for q in qualities]
+    decoded: dict | None = {} if view else None
+    cells = [measure_cell(codec, img, q, name, sha, tag(q, ""), decoded) for q in qualities]
+    if view:
+        from .html import store_selected
+
+        store_selected(view[0], cells, decoded, view[1])
+    return cells
 
 
 def _tags(p: Plan, name: str, qualities: list) -> dict:
@@ -317,8 +329,13 @@ def _append_cells(fh, cells: list[Cell]) -> None:
 
 
 def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
-            progress: bool = True) -> tuple[dict[str, Cell], int, int, list[Cell]]:
-    """Measure the plan's pending cells; returns (cells by key, computed, cached, failures)."""
+            progress: bool = True, view_points: int = 0,
+            view_images: int = 0) -> tuple[dict[str, Cell], int, int, list[Cell]]:
+    """Measure the plan's pending cells; returns (cells by key, computed, cached, failures).
+
+    Local runs keep the decoded images of the first ``view_images`` images for report.html's
+    viewer, at most ``view_points`` per codec and image (html.py renders the rest afterwards).
+    """
     require_at_least("--jobs", jobs, 1)
     cache_path = out_dir / CELLS_FILE
     cache = load_cells(cache_path)
@@ -342,6 +359,11 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
         return wanted, 0, cached, failures
 
     from tqdm import tqdm
+
+    viewed = {str(path) for path in p.images[:view_images]} if view_points > 0 else set()
+
+    def view(path: str):
+        return (str(out_dir), view_points) if path in viewed else None
 
     bar = tqdm(total=pending, desc="bench", unit="cell", disable=not progress, dynamic_ncols=True)
     with cache_path.open("a", encoding="utf-8") as fh:
@@ -369,13 +391,15 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
                 with one_core():
                     for (path, name), qs in items:
                         bar.set_postfix_str(f"{name} {Path(path).name}", refresh=False)
-                        take(measure_task(path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs)))
+                        take(measure_task(path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs),
+                                          view(path)))
             else:
                 import multiprocessing
 
                 ctx = multiprocessing.get_context("spawn")  # no fork after torch started threads
                 with worker_pool(jobs, mp_context=ctx, initializer=_worker_init) as pool:
-                    futs = [pool.submit(measure_task, path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs))
+                    futs = [pool.submit(measure_task, path, name, qs, p.image_sha256[Path(path).name],
+                                        _tags(p, name, qs), view(path))
                             for (path, name), qs in items]
                     for fut in as_completed(futs):
                         take(fut.result())
@@ -390,15 +414,24 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
 def run_bench(data_dir: str | Path | None = None, out_dir: str | Path = "bench/results",
               codecs: list[str] | None = None, qualities: list | None = None, jobs: int = 1,
               anchors: list[str] | bool | None = None, limit: int | None = None,
-              recompute: bool = False, progress: bool = True, command: str | None = None) -> BenchSummary:
-    """Measure, then write results JSON, per-image CSV, plots and report.md into ``out_dir``.
+              recompute: bool = False, progress: bool = True, command: str | None = None,
+              view_points: int | None = None, view_images: int | None = None) -> BenchSummary:
+    """Measure, then write results JSON, per-image CSV, plots, report.md and report.html into ``out_dir``.
+
+    ``view_points`` / ``view_images`` cap report.html's per-image viewer (html.py): at most that
+    many decoded points per codec and image, for the first that many images (0: no viewer).
 
     ``anchors``: True for the default published curves, a list of anchor names
     (see anchors.py), or None/False for none. ``command`` is quoted in the report as the way to
     reproduce it. Raises UsageError for bad arguments (unknown codec, missing or empty data).
     """
     from . import anchors as anchors_mod
-    from . import report, results
+    from . import html, report, results
+
+    view_points = html.DEFAULT_VIEW_POINTS if view_points is None else view_points
+    view_images = html.DEFAULT_VIEW_IMAGES if view_images is None else view_images
+    require_at_least("--view-points", view_points, 0)
+    require_at_least("--view-images", view_images, 0)
 
     t0 = time.perf_counter()
     data = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -409,11 +442,15 @@ def run_bench(data_dir: str | Path | None = None, out_dir: str | Path = "bench/r
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {out}: {exc.strerror or exc}") from None
-    cells, computed, cached, failures = measure(p, out, jobs, recompute, progress)
+    cells, computed, cached, failures = measure(p, out, jobs, recompute, progress, view_points=view_points,
+                                                view_images=view_images)
     curves = results.aggregate(p, cells)
     files = results.write_results(curves, out)
     files.append(results.write_csv(p, cells, failures, out / "per_image.csv"))
     seconds = time.perf_counter() - t0
     files += report.write_report(out, data, p, curves, anchor_curves, failures, jobs=jobs,
                                  command=command, run_seconds=seconds, computed=computed, cached=cached)
+    report_md = next(f for f in files if f.name == "report.md")
+    files.append(html.write_report_html(out, p, cells, curves, anchor_curves, report_md.read_text(encoding="utf-8"),
+                                        view_points, view_images, progress))
     return BenchSummary(out, p.codecs, len(p.images), computed, cached, failures, seconds, files, p.skipped)

@@ -243,7 +243,7 @@ TABLE23_CODECS = ("rle", "vq", "vq+rle", "rle+vq", "rle+vq+cae", "cae-thesis", "
 def kodak_tables(data_dir: str | Path | None = None, codecs: list[str] | None = None) -> list[str]:
     """Markdown lines of section 3: the thesis's seven Kodak images through our codecs (the
     available ones of ``codecs``, by default of TABLE23_CODECS)."""
-    from ..demo import measure as measure_codec
+    from ..view.compare import measure as measure_codec
     from ..data import kodak_dir as default_data_dir
 
     folder = Path(data_dir) if data_dir else default_data_dir()
@@ -261,7 +261,7 @@ def kodak_tables(data_dir: str | Path | None = None, codecs: list[str] | None = 
         img = read_image(path)
         h, w = img.shape[:2]
         for name in names:
-            row, _, _ = measure_codec(name, img)
+            row = measure_codec(registry.get(name), img, None)
             rate = metrics.compression_rate(8 * metrics.bmp_size(w, h, 3), 8 * row.bytes)
             q = "-" if row.quality is None else row.quality
             L.append(f"| {path.stem} | {name} | {q} | {row.bytes} | {row.bpp:.3f} | {rate:.2f} | {_db(row.psnr)} "

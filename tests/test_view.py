@@ -153,3 +153,5 @@ def test_the_demo_comparison_shows_a_4x_crop_of_the_most_detailed_window():
     assert sheet.shape[1] == 2 * 64 + 8
     crop = sheet[-64:, 0:64]  # the bottom row: the window, 4x, square pixels
     assert np.array_equal(crop, np.repeat(np.repeat(flat[40:56, 8:24], 4, axis=0), 4, axis=1))
+    crops = demo.comparison_image(rows, zoom=4, full=False)
+    assert crops.shape[0] == sheet.shape[0] - 64 - 8 and np.array_equal(crops[-64:], sheet[-64:])

@@ -8,6 +8,7 @@ setting nearest the same bpp (view.search). It writes, into the output folder:
     astronaut.decoded.png        that file decoded
     astronaut.comparison.png     each image full size, and under it a 4x crop of its most
                                  detailed region, labelled with bytes, bpp and PSNR
+    astronaut.crops.png          the crops alone (the README's picture)
     index.html, index_files/     the viewer page (view.page) with the original and every codec
 """
 
@@ -61,9 +62,9 @@ def _label(row: compare.Measured) -> str:
     return f"{row.name}{q}: {row.bytes:,} bytes, {row.bpp:.3f} bpp, {row.psnr:.2f} dB"
 
 
-def comparison_image(rows: list[compare.Measured], zoom: int = CROP_ZOOM) -> np.ndarray:
+def comparison_image(rows: list[compare.Measured], zoom: int = CROP_ZOOM, full: bool = True) -> np.ndarray:
     """One column per row: a label, the full image with the crop outlined, and below it the crop
-    enlarged ``zoom`` times with square pixels (uint8 HxWx3)."""
+    enlarged ``zoom`` times with square pixels (uint8 HxWx3); ``full`` False: the crops only."""
     from PIL import Image, ImageDraw, ImageFont
 
     from .image import to_pil
@@ -74,17 +75,19 @@ def comparison_image(rows: list[compare.Measured], zoom: int = CROP_ZOOM) -> np.
     label_h, gap = 22, 8
     col_w = w
     crop_h = size * zoom
-    sheet = Image.new("RGB", (len(rows) * col_w + (len(rows) - 1) * gap, label_h + h + gap + crop_h), "white")
+    full_h = h + gap if full else 0
+    sheet = Image.new("RGB", (len(rows) * col_w + (len(rows) - 1) * gap, label_h + full_h + crop_h), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=15)
     for i, row in enumerate(rows):
         x0 = i * (col_w + gap)
-        full = to_pil(row.decoded).convert("RGB")
-        crop = full.crop((left, top, left + size, top + size)).resize((size * zoom, size * zoom), Image.NEAREST)
-        sheet.paste(full, (x0, label_h))
-        sheet.paste(crop, (x0 + (col_w - crop.width) // 2, label_h + h + gap))
-        draw.rectangle((x0 + left - 1, label_h + top - 1, x0 + left + size, label_h + top + size),
-                       outline=(255, 204, 0), width=2)
+        image = to_pil(row.decoded).convert("RGB")
+        crop = image.crop((left, top, left + size, top + size)).resize((size * zoom, size * zoom), Image.NEAREST)
+        sheet.paste(crop, (x0 + (col_w - crop.width) // 2, label_h + full_h))
+        if full_h:
+            sheet.paste(image, (x0, label_h))
+            draw.rectangle((x0 + left - 1, label_h + top - 1, x0 + left + size, label_h + top + size),
+                           outline=(255, 204, 0), width=2)
         draw.text((x0 + 4, 3), _label(row), fill=(0, 0, 0), font=font)
     return np.asarray(sheet)
 
@@ -107,10 +110,11 @@ def run(out_dir: str | Path = "out", codec: str | None = None, quality=None, for
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = [out / f"astronaut{main_codec.extension}", out / "astronaut.decoded.png",
-             out / "astronaut.comparison.png"]
+             out / "astronaut.comparison.png", out / "astronaut.crops.png"]
     write_atomic(files[0], main.data, force=force)
     write_atomic(files[1], png.encode(main.decoded), force=force)
     write_atomic(files[2], png.encode(comparison_image(rows)), force=force)
+    write_atomic(files[3], png.encode(comparison_image(rows, full=False)), force=force)
     intro = (f'<p class="intro">scikit-image\'s astronaut photo (512x512): {main.name} at quality '
              f'{main.quality}, and {", ".join(r.name for r in rows[2:])} at the setting nearest its '
              f'{main.bpp:.3f} bpp. Written by <code>make demo</code>.</p>')

@@ -617,3 +617,78 @@ def test_sigterm_stops_training_with_a_checkpoint_like_ctrl_c(tiny_data, tmp_pat
         train(_cfg(tiny_data, out, 100000))
     assert torch.load(out, weights_only=False)["step"] > 0
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ------------------------------------------------ the GPU training command (docs/GPU.md), run on the CPU
+
+
+@pytest.fixture(scope="module")
+def crops_pack(tiny_data, tmp_path_factory):
+    from mlcompress.cli import main
+
+    out = tmp_path_factory.mktemp("crops") / "crops.safetensors"
+    assert main(["crops", "--data", str(tiny_data), "--out", str(out), "--crop", "64"]) == 0
+    return out
+
+
+def _gpu_args(pack, out, *extra):
+    return ["train", "hyperprior", "--crops", str(pack), "--lambda", "0.01", "--out", str(out), "--pieces",
+            "--N", "8", "--M", "8", "--batch", "2", "--crop", "64", "--eval-every", "2", "--quiet", *extra]
+
+
+def test_the_gpu_training_command_runs_on_the_cpu_for_its_minutes_and_resumes_from_its_own_pieces(
+        crops_pack, tmp_path):
+    from mlcompress import cli
+    from mlcompress.train.loop import load_checkpoint
+
+    out = tmp_path / "ck"
+    assert cli.main(_gpu_args(crops_pack, out, "--steps", "100000", "--time-limit", "0.03", "--bf16")) == 0
+    first = load_checkpoint(out)
+    assert 0 < first["step"] < 100000 and first["stages"][-1]["bf16"] and first["optimizer"] is not None
+    files = list(out.iterdir())
+    assert len(files) <= 8 and all(f.stat().st_size <= 16 << 20 for f in files)
+    goal = first["step"] + 2
+    assert cli.main(_gpu_args(crops_pack, out, "--steps", str(goal), "--resume")) == 0
+    again = load_checkpoint(out)
+    assert again["step"] == goal and [s["from_step"] for s in again["stages"]] == [0, first["step"]]
+    assert [e["step"] for e in again["evals"]][-1] == goal
+    assert cli.main(["pieces", "join", str(out), "--out", str(tmp_path / "ck.pt")]) == 0
+    assert cli.main(["export", str(out), "--name", "hyperprior-q3", "--out-dir", str(tmp_path / "w")]) == 0
+    assert (tmp_path / "w" / "hyperprior-q3.safetensors").is_file()
+
+
+def test_a_run_resumed_from_its_pieces_continues_exactly_as_one_uninterrupted_run(crops_pack, tmp_path):
+    from mlcompress.train.loop import load_checkpoint
+
+    cfg = dict(crops=str(crops_pack), pieces=True)
+    train(_cfg(crops_pack, tmp_path / "one", 4, **cfg))
+    train(_cfg(crops_pack, tmp_path / "two", 2, **cfg))
+    train(_cfg(crops_pack, tmp_path / "two", 4, resume=True, **cfg))
+    a, b = load_checkpoint(tmp_path / "one"), load_checkpoint(tmp_path / "two")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_checkpoint_cut_without_its_optimizer_state_resumes_with_a_warm_up(crops_pack, tmp_path):
+    from mlcompress.cli import main
+    from mlcompress.train.loop import WARMUP_STEPS, load_checkpoint
+
+    cfg = dict(crops=str(crops_pack))
+    train(_cfg(crops_pack, tmp_path / "ck.pt", 2, **cfg))
+    assert main(["pieces", "split", str(tmp_path / "ck.pt"), "--out", str(tmp_path / "p"), "--optimizer",
+                 "dropped"]) == 0
+    train(_cfg(crops_pack, tmp_path / "p", 3, resume=True, pieces=True, **cfg))
+    ck = load_checkpoint(tmp_path / "p")
+    assert ck["stages"][-1]["optimizer"] == "fresh, lr warmed up from step 2" and ck["warmup_from"] == 2
+    step = ck["optimizer"]["state"][0]["step"]
+    assert float(step) == 1 and WARMUP_STEPS > 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_training_command_on_cuda_writes_pieces_that_resume_on_the_cpu(crops_pack, tmp_path):
+    from mlcompress.train.loop import load_checkpoint
+
+    cfg = dict(crops=str(crops_pack), pieces=True, model="hyperprior-ctx")
+    train(_cfg(crops_pack, tmp_path / "g", 3, device="cuda", bf16=True, **cfg))
+    assert all(v.device.type == "cpu" for v in load_checkpoint(tmp_path / "g")["model"].values())
+    res = train(_cfg(crops_pack, tmp_path / "g", 5, resume=True, **cfg))
+    assert res["step"] == 5 and np.isfinite(res["last"]["loss"])

@@ -11,6 +11,19 @@ from ..fileio import require_folder
 from ..image import IMAGE_EXTENSIONS, read_image
 
 
+def training_files(folder: str | Path) -> list[Path]:
+    """The image files of a training folder, sorted by name (other files, e.g. SHA256SUMS, left out)."""
+    folder = require_folder(folder, "training data folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 of a read_image array: grey repeated, alpha dropped."""
+    if img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    return img[:, :, :3] if img.shape[2] == 4 else img
+
+
 class CropSampler:
     """Random training crops: downscale by U(lo, hi) (washes out JPEG artefacts), crop, flip.
 
@@ -21,16 +34,11 @@ class CropSampler:
     def __init__(self, folder: str | Path, crop: int, scale: tuple[float, float] = (0.6, 1.0)):
         from PIL import Image
 
-        folder = require_folder(folder, "training data folder")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = training_files(folder)
         self.crop, self.scale = crop, scale
         self.images = []
         for p in files:
-            img = read_image(p)
-            if img.ndim == 2:
-                img = np.repeat(img[:, :, None], 3, axis=2)
-            if img.shape[2] == 4:
-                img = img[:, :, :3]
+            img = as_rgb(read_image(p))
             if min(img.shape[:2]) * scale[0] >= crop:
                 self.images.append(Image.fromarray(img))
         if not self.images:

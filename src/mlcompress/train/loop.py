@@ -56,6 +56,10 @@ class TrainConfig:
     eval_crops: int = 8
     progress: bool = True
     device: str = "cpu"  # where the model trains: "cpu" or "cuda" (DEVICES)
+    crops: str | None = None  # a crops pack (train.crops): batches are cut on the device from it, not from data
+    bf16: bool = False  # g_a's and g_s's bodies under bfloat16 autocast (train.accel)
+    compile: bool = False  # torch.compile the training step's model
+    pieces: bool = False  # out is a folder of checkpoint pieces (train.pieces), not one file
     extra: dict = field(default_factory=dict)
 
 
@@ -67,6 +71,10 @@ class TrainConfig:
 #: "all-but-refiner" (everything but g_s's Refiner, nn.models.Refiner: a post-filter network
 #: learns to clean up what the decoder gives, also with ``quant="round"``)
 FREEZE_MODES = ("", "transforms", "all-but-synthesis", "all-but-refiner")
+
+#: learning-rate warm-up (linear, in steps) of a run resumed from a checkpoint whose optimizer
+#: state was dropped to fit (train.pieces): Adam's moments start again from zero
+WARMUP_STEPS = 200
 
 #: where ``--device`` can train. Checkpoints hold CPU tensors either way, so a run can resume on
 #: the other; resuming is exact on the CPU (CUDA kernels may not be deterministic)
@@ -106,10 +114,17 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint file, or a folder of checkpoint pieces (train.pieces), as a dict."""
     import torch
 
     from ..errors import CorruptDataError, UsageError
+    from .pieces import is_pieces, read_pieces
 
+    if is_pieces(path):
+        ck = read_pieces(path)
+        if not isinstance(ck, dict) or not {"config", "model"} <= ck.keys():
+            raise CorruptDataError(f"{path} is not an mlcompress training checkpoint")
+        return ck
     if not Path(path).is_file():
         raise UsageError(f"checkpoint {path} does not exist")
     try:
@@ -215,6 +230,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available to this torch")
+    if cfg.crops is not None and not Path(cfg.crops).is_file():
+        raise UsageError(f"--crops {cfg.crops} does not exist (make it with `mlcompress crops`)")
+    if cfg.pieces and Path(cfg.out).is_file():
+        raise UsageError(f"--pieces: {cfg.out} is a file; pieces go into a folder")
     if cfg.freeze not in FREEZE_MODES:
         raise UsageError(f"freeze must be one of {', '.join(m for m in FREEZE_MODES if m)}, not {cfg.freeze!r}")
     if cfg.freeze.startswith("all-but-") and cfg.quant != "round":
@@ -293,13 +312,26 @@ def train(cfg: TrainConfig, log=print) -> dict:
         model.requires_grad_(False)
         (model.g_s if cfg.freeze == "all-but-synthesis" else model.g_s[-1]).requires_grad_(True)
     model = model.to(device=cfg.device, memory_format=torch.channels_last).train()
+    if cfg.device == "cuda":
+        torch.backends.cudnn.benchmark = True  # one crop size: pick the fastest kernels once
+    if cfg.bf16:
+        from .accel import bf16_transforms
+
+        bf16_transforms(model, torch.device(cfg.device).type)
+    fwd = torch.compile(model) if cfg.compile else model  # the training step's; evaluation uses model
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    opt = torch.optim.Adam(params, lr=cfg.lr, fused=cfg.device == "cuda")
     rng = np.random.default_rng(cfg.seed)
     step, elapsed, history = 0, 0.0, []
+    warm_from = None  # the step where a fresh optimizer's learning-rate warm-up began
     if ck is not None:
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        if ck.get("optimizer") is not None:
+            opt.load_state_dict(ck["optimizer"])
+            warm_from = ck.get("warmup_from")
+        else:  # dropped to fit the pieces: Adam starts again, its step sizes warmed up
+            warm_from = ck["step"]
+            log(f"optimizer state was dropped: Adam starts afresh, lr warmed up over {WARMUP_STEPS} steps")
         for g in opt.param_groups:
             g["lr"] = cfg.lr
         rng.bit_generator.state = ck["numpy_rng"]
@@ -308,8 +340,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
             torch.cuda.set_rng_state(ck["cuda_rng"])
         step, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
 
-    data = CropSampler(cfg.data, cfg.crop)
-    fixed = to_tensor(data.batch(np.random.default_rng(FIXED_CROPS_SEED), cfg.eval_crops)) if cfg.eval_every else None
+    if cfg.crops:  # a uint8 tensor on the device, crops cut there (train.crops)
+        from .crops import DeviceCrops
+
+        data = DeviceCrops(cfg.crops, cfg.crop, cfg.device, cfg.seed)
+        if ck is not None and ck.get("crops_rng") is not None and not data.set_rng_state(ck["crops_rng"]):
+            log("crops: the checkpoint's crop generators were another device's; they start from --seed")
+        fixed = data.fixed(cfg.eval_crops, cfg.crop) if cfg.eval_every else None
+    else:
+        data = CropSampler(cfg.data, cfg.crop)
+        fixed = to_tensor(data.batch(np.random.default_rng(FIXED_CROPS_SEED), cfg.eval_crops)) if cfg.eval_every else None
     if fixed is not None:
         fixed = fixed.to(cfg.device)
     evals = ck.get("evals", []) if ck is not None else []
@@ -320,7 +360,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
     cfg_dict = asdict(cfg)
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "lambda": cfg.lmbda, "batch": cfg.batch,
                    "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
-                   "quant": cfg.quant, "freeze": cfg.freeze, "init": init})
+                   "quant": cfg.quant, "freeze": cfg.freeze, "init": init,
+                   **{k: v for k, v in (("device", cfg.device), ("crops", cfg.crops), ("bf16", cfg.bf16),
+                                        ("compile", cfg.compile)) if v not in (None, False, "cpu")},
+                   **({"optimizer": f"fresh, lr warmed up from step {warm_from}"}
+                      if ck is not None and ck.get("optimizer") is None else {})})
 
     def state():
         stages[-1]["to_step"] = step
@@ -330,8 +374,17 @@ def train(cfg: TrainConfig, log=print) -> dict:
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if cfg.device == "cuda" else None,
             "step": step, "elapsed": elapsed, "history": history, "data_images": len(data),
-            "evals": evals,
+            "evals": evals, "warmup_from": warm_from,
+            "crops_rng": data.rng_state() if cfg.crops else None,
         }
+
+    def save():
+        if cfg.pieces:
+            from .pieces import write_pieces
+
+            write_pieces(out, state())
+        else:
+            save_checkpoint(out, state())
 
     bar = None
     if cfg.progress:
@@ -348,8 +401,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
             while step < cfg.steps:
                 if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:
                     break
-                x = to_tensor(data.batch(rng, cfg.batch)).to(cfg.device, non_blocking=True)
-                res = rd_loss(model(x), x, cfg.lmbda)
+                if cfg.crops:
+                    x = data.batch(cfg.batch)
+                else:
+                    x = to_tensor(data.batch(rng, cfg.batch)).to(cfg.device, non_blocking=True)
+                res = rd_loss(fwd(x), x, cfg.lmbda)
                 opt.zero_grad(set_to_none=True)
                 res["loss"].backward()
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or float("inf"))
@@ -358,6 +414,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     if skipped > 100:
                         raise FloatingPointError("training diverged: 100 non-finite gradients")
                     continue
+                if warm_from is not None and step - warm_from < WARMUP_STEPS:
+                    for g in opt.param_groups:
+                        g["lr"] = cfg.lr * (step - warm_from + 1) / WARMUP_STEPS
                 opt.step()
                 step += 1
                 now = {k: float(res[k].detach()) if res[k] is not None else math.nan for k in ("loss", "mse", "bpp")}
@@ -383,7 +442,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         bar.set_postfix(loss=f"{now['loss']:.3f}", bpp=f"{now['bpp']:.3f}",
                                         psnr=_db(_psnr(now["mse"])), refresh=False)
                 if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
-                    save_checkpoint(out, state())
+                    save()
                     last_ck = time.monotonic()
             if fixed is not None and evals[-1]["step"] != step:  # where this run ends (steps or time limit)
                 evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
@@ -393,7 +452,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if bar is not None:
                 bar.close()
             if step > 0:
-                save_checkpoint(out, state())
+                save()
     return {"step": step, "elapsed": elapsed, "last": history[-1] if history else None}
 
 

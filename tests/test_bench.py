@@ -141,7 +141,7 @@ def test_bd_rate_of_a_codec_against_itself_is_zero(first_run):
     assert bd_rate(rate, quality, rate, quality).percent == pytest.approx(0.0, abs=1e-9)
     assert bd_rate(rate, quality, rate, quality, TARGET_PSNR).percent == pytest.approx(0.0, abs=1e-9)
     row = next(r for r in (first_run[1] / "report.md").read_text().splitlines() if r.startswith("| jpeg | "))
-    assert row.split("|")[3].strip() == "+0.0 %"  # jpeg against JPEG over the curves' overlap
+    assert row.split("|")[3].strip().startswith("+0.0 % (")  # jpeg against JPEG over the curves' overlap
 
 
 def test_bd_rate_of_half_the_bits_is_minus_fifty_percent_and_matches_bjontegaard():
@@ -157,6 +157,31 @@ def test_bd_rate_of_half_the_bits_is_minus_fifty_percent_and_matches_bjontegaard
     clipped = bd_rate(rate, quality, other, quality + 0.3, (29.0, 35.0))
     assert (clipped.lo, clipped.hi) == (29.0, 35.0)
     assert not bd_rate(rate, quality, rate, quality + 20).defined  # no overlap
+
+
+def test_a_bd_rate_over_less_than_one_db_of_overlap_is_refused_and_every_figure_names_its_interval():
+    from mlcompress.bench.bdrate import MIN_OVERLAP, NO_OVERLAP
+
+    rate = np.array([0.2, 0.4, 0.8, 1.6])
+    anchor = np.array([27.0, 30.5, 33.0, 36.0])
+    test = anchor - 6.4  # the review's case: the curves meet on 29.0-29.6 dB only
+    short = bd_rate(rate, anchor, rate * 0.7, test, TARGET_PSNR)
+    assert MIN_OVERLAP == 1.0 and not short.defined
+    assert (short.lo, short.hi) == pytest.approx((29.0, 29.6))
+    assert short.text() == "n/a (overlap 0.6 dB)"
+    assert NO_OVERLAP.text() == "n/a (no overlap)"
+    assert bd_rate(rate, anchor, rate / 2, anchor, TARGET_PSNR).text() == "-50.0 % (29.0-35.0 dB)"
+    assert bd_rate(rate, anchor, rate / 2, anchor).text() == "-50.0 % (27.0-36.0 dB)"
+
+
+def test_the_report_gives_the_interval_of_each_bd_rate(first_run):
+    table = (first_run[1] / "report.md").read_text().split("## BD-rate")[1].split("\n## ")[0]
+    rows = [r for r in table.splitlines() if r.startswith("| ") and not r.startswith("| codec")]
+    assert rows
+    for row in rows:
+        for cell in row.split("|")[2:-1]:
+            cell = cell.strip()
+            assert cell.startswith("n/a (") or " dB" in cell, row
 
 
 def test_monotone_drops_points_no_better_than_a_cheaper_one():

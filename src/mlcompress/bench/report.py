@@ -104,7 +104,8 @@ def _mps(v: float) -> str:
 
 
 def _pct(b: BDRate) -> str:
-    return f"{b.percent:+.1f} %" if b.defined else "n/a"
+    """A BD-rate with the interval it was integrated over, or why there is none."""
+    return b.text()
 
 
 def psnr_bd(anchor: Curve, test: Curve, quality_range=None) -> BDRate:
@@ -164,13 +165,14 @@ def build_report(data_dir, plan, curves: list[Curve], anchors: list[Curve], fail
     ranked.sort()
     if ranked:
         pct, name, b = ranked[0]
-        L.append(f"- **Fewest bits at equal PSNR ({b.range_text()}):** `{name}`, BD-rate {_pct(b)} against JPEG. "
-                 "Ranking: " + ", ".join(f"`{nm}` {p:+.1f} %" for p, nm, _ in ranked) + ".")
+        L.append(f"- **Fewest bits at equal PSNR:** `{name}`, BD-rate {_pct(b)} against JPEG. "
+                 "Ranking: " + ", ".join(f"`{nm}` {_pct(bb)}" for _, nm, bb in ranked) + ".")
     if jpeg is not None:
         ms = [(msssim_bd(jpeg, c), c.name) for c in lossy]
-        ms = sorted(((b.percent, nm) for b, nm in ms if b.defined))
+        ms = sorted(((b.percent, nm, b) for b, nm in ms if b.defined), key=lambda t: t[:2])
         if ms:
-            L.append(f"- **Fewest bits at equal MS-SSIM:** `{ms[0][1]}`, BD-rate {ms[0][0]:+.1f} % against JPEG.")
+            L.append(f"- **Fewest bits at equal MS-SSIM:** `{ms[0][1]}`, BD-rate {ms[0][2].text('dB MS-SSIM')} "
+                     "against JPEG.")
     if lossy:
         fast = max(lossy, key=lambda c: _nan0(c.overall_mps(cpu=True)[0]))
         L.append(f"- **Fastest lossy encoder (CPU time):** `{fast.name}`, {fast.overall_mps(cpu=True)[0]:.1f} MP/s "
@@ -203,7 +205,9 @@ def build_report(data_dir, plan, curves: list[Curve], anchors: list[Curve], fail
     L.append(f"Average bitrate difference at equal quality; negative = fewer bits. Interpolation: "
              f"{bdrate.METHOD.upper()} of log10(bpp) over quality (bjontegaard package), integrated over the "
              f"overlap of the two curves' quality ranges, or over that overlap clipped to "
-             f"{TARGET_PSNR[0]:g}-{TARGET_PSNR[1]:g} dB PSNR (the issue's target range). MS-SSIM in dB.")
+             f"{TARGET_PSNR[0]:g}-{TARGET_PSNR[1]:g} dB PSNR (the issue's target range). MS-SSIM in dB. "
+             f"Each figure gives the interval it was integrated over; under {bdrate.MIN_OVERLAP:g} dB "
+             "there is none (n/a, with the overlap).")
     L.append("")
     if jpeg is None:
         L.append("JPEG was not measured in this run, so there is no BD-rate table.")
@@ -222,7 +226,8 @@ def build_report(data_dir, plan, curves: list[Curve], anchors: list[Curve], fail
             bb = psnr_bd(best, c, TARGET_PSNR) if best else bdrate.NO_OVERLAP
             bo = psnr_bd(best, c) if best else bdrate.NO_OVERLAP
             m = msssim_bd(jpeg, c)
-            L.append(f"| {c.name} | {_pct(a)} | {_pct(o)} | {o.range_text()} | {_pct(bb)} | {_pct(bo)} | {_pct(m)} |")
+            L.append(f"| {c.name} | {_pct(a)} | {_pct(o)} | {o.range_text()} | {_pct(bb)} | {_pct(bo)} "
+                     f"| {m.text('dB MS-SSIM')} |")
     L.append("")
 
     # ------------------------------------------------ lossless

@@ -107,6 +107,15 @@ def test_fuzz_command_refuses_values_no_run_can_use_before_any_work(args, messag
     assert not (tmp_path / "crashes").exists()
 
 
+def test_the_fuzzers_own_entry_point_takes_the_same_options_and_errors_in_one_line(tmp_path, capsys):
+    assert fuzz.main(["--cases", "0", "--crash-dir", str(tmp_path / "crashes")]) == 2
+    err = capsys.readouterr().err
+    assert err == "python -m mlcompress.fuzz: error: --cases must be at least 1, got 0\n"
+    assert fuzz.main(["--no-such-option"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "crashes").exists()
+
+
 @pytest.mark.parametrize("codec,hexdata", REGRESSIONS)
 def test_fixed_fuzz_crash_no_longer_crashes(codec, hexdata):
     if codec not in mlcompress.list_codecs(available_only=True):

@@ -20,6 +20,7 @@ FORBIDDEN = {
     "nn": ("codecs", "train", "bench", "cli"),
     "entropy": ("codecs", "train", "bench", "cli"),
     "weights": ("codecs", "train", "bench", "cli"),
+    "fuzz": ("cli",),  # `python -m mlcompress.fuzz` is its own entry point (issue 26)
 }
 
 

@@ -22,7 +22,8 @@ limit (a hang, interrupted with SIGALRM). Crash inputs are written to the crash 
 
 Classical codecs' files (``--classical``) get the byte-level mutations only.
 
-Run it as ``python -m mlcompress.fuzz --cases N [--seed S] [--codecs a,b]`` (``make fuzz``); the
+Run it as ``python -m mlcompress.fuzz --cases N [--seed S] [--codecs a,b]`` (``make fuzz``; its own
+entry point, :func:`main`) or ``mlcompress fuzz`` (the same options, :func:`add_arguments`); the
 command runs with a small pixel limit, so a header claiming a huge image must be refused before
 allocation, and an address-space limit (``resource.RLIMIT_AS``), so an allocation driven by a
 forged count fails loudly as a MemoryError crash instead of quietly succeeding.
@@ -723,9 +724,67 @@ def fuzz_main(cases: int, seed: int = 0, codecs: list[str] | None = None, crash_
     return report, mem_note
 
 
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(parser) -> None:
+    """The fuzzer's options, on its own parser (:func:`main`) or the CLI's ``fuzz`` subcommand."""
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--codecs", help="comma-separated native codecs (default: every available one)")
+    parser.add_argument("--crash-dir", default="fuzz-crashes", help="where crashing inputs are saved")
+    parser.add_argument("--fuzz-max-pixels", type=int, help=f"pixel limit during the run (default {FUZZ_MAX_PIXELS})")
+    parser.add_argument("--mem-mb", type=int, default=1024,
+                        help="address-space headroom in MiB over the warmed-up process (0: no limit)")
+    parser.add_argument("--hang-seconds", type=float, help=f"a case running longer is a hang (default {HANG_SECONDS:g})")
+    parser.add_argument("--classical", action="store_true", help="also fuzz the classical codecs' decoders")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_args(args) -> int:
+    """Fuzz as the parsed options say and print the report: exit code 0 without crashes, 1 with.
+    Bad values raise UsageError before any work."""
+    import sys
+
+    codecs = None if args.codecs is None else [n.strip() for n in args.codecs.split(",") if n.strip()]
+    report, mem_note = fuzz_main(
+        args.cases, args.seed, codecs, args.crash_dir, args.fuzz_max_pixels, args.mem_mb,
+        args.hang_seconds, progress=not args.quiet and sys.stderr.isatty(), classical=args.classical,
+    )
+    print(report.summary())
+    print(mem_note)
+    return 1 if report.crashes else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlcompress.fuzz [options]`` (``make fuzz``): the fuzzer's own entry point, so
+    it needs nothing of the CLI. Errors are one line; exit codes as the CLI's (2: bad usage)."""
+    import argparse
+    import sys
+
+    from .errors import UsageError
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # type: ignore[override]
+            raise UsageError(message)
+
+    prog = "python -m mlcompress.fuzz"
+    parser = Parser(prog=prog, description="Fuzz the .mlc decoders with mutated files.")
+    add_arguments(parser)
+    try:
+        return run_args(parser.parse_args(argv))
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except Error as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
     import sys
 
-    from .cli import main
-
-    sys.exit(main(["fuzz", *sys.argv[1:]]))
+    sys.exit(main())

@@ -692,3 +692,19 @@ def test_the_gpu_training_command_on_cuda_writes_pieces_that_resume_on_the_cpu(c
     assert all(v.device.type == "cpu" for v in load_checkpoint(tmp_path / "g")["model"].values())
     res = train(_cfg(crops_pack, tmp_path / "g", 5, resume=True, **cfg))
     assert res["step"] == 5 and np.isfinite(res["last"]["loss"])
+
+
+def test_crops_over_six_tenths_of_the_short_side_raise_the_lowest_downscale_instead_of_skipping_images(tmp_path):
+    from PIL import Image
+
+    from mlcompress.errors import UsageError
+    from mlcompress.train.data import CropSampler
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (100, 150, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    assert CropSampler(tmp_path, 48).lows == [0.6, 0.6]  # as before: U(0.6, 1)
+    big = CropSampler(tmp_path, 80)
+    assert big.lows == [0.8, 0.8] and big.batch(np.random.default_rng(1), 3).shape == (3, 80, 80, 3)
+    with pytest.raises(UsageError, match="no usable training images"):
+        CropSampler(tmp_path, 101)

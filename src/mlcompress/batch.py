@@ -16,18 +16,23 @@ Every output is written atomically (``fileio.write_atomic``: a temporary file, t
 an output that exists is complete. An existing output is skipped unless ``force``: an interrupted
 run (Ctrl-C) leaves no partial file, and running it again does only the files not yet done. A bad
 input (unreadable, not an image, corrupt) is recorded in the summary and skipped; the run goes on.
+
+Inputs and outputs may be fsspec URLs and the input a glob (storage.py); ``cluster`` runs the
+files on a Dask cluster (cluster.py) instead of ``jobs`` local processes, with the same per-file
+functions and the same bytes.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import storage
+from .cluster import check_jobs
 from .errors import Error, UsageError, require_at_least
-from .fileio import write_atomic
+from .fileio import remove_temporaries, write_atomic
 from .image import IMAGE_EXTENSIONS
 from .interrupt import worker_pool
 
@@ -38,8 +43,8 @@ DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 class FileResult:
     """The outcome for one input file."""
 
-    source: Path
-    output: Path
+    source: storage.Location  # a Path, or a URL string
+    output: storage.Location
     status: str  # DONE, SKIPPED (output already there) or FAILED
     message: str = ""
     bytes_in: int = 0
@@ -82,44 +87,25 @@ class BatchSummary:
                 f"{len(self.ignored)} ignored{ratio} in {self.seconds:.1f} s")
 
 
-def _walk(root: Path, recursive: bool, exclude: Path | None) -> list[Path]:
-    """Every non-directory entry under ``root`` (broken links included), sorted; skips ``exclude``."""
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        here = Path(folder)
-        if exclude is not None:
-            dirs[:] = [d for d in dirs if (here / d).resolve() != exclude]
-        dirs.sort()
-        found.extend(here / f for f in files)
-        if not recursive:
-            break
-    return sorted(found)
-
-
 def plan(src: str | Path, out: str | Path, extensions: tuple[str, ...], out_suffix: str,
          recursive: bool = False) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """Pair each input under ``src`` with its output under ``out``.
 
     Returns ([(input, output)], [ignored files]). Names that would collide (``a.png`` and
-    ``a.jpg``) keep their full name: ``a.png<suffix>``, ``a.jpg<suffix>``.
+    ``a.jpg``) keep their full name: ``a.png<suffix>``, ``a.jpg<suffix>``. ``src`` may be a
+    glob and either may be a URL (storage.py).
     """
-    src, out = Path(src), Path(out)
-    if not src.is_dir():
-        raise UsageError(f"{src} is not a folder")
-    out_resolved = out.resolve()
-    exclude = out_resolved if out_resolved != src.resolve() else None
+    out = storage.location(out)
     pairs, ignored, by_target = [], [], {}
-    for path in _walk(src, recursive, exclude):
-        if path.suffix.lower() not in extensions:
+    for path, rel in storage.list_files(src, recursive, exclude=out):
+        if rel.suffix.lower() not in extensions:
             ignored.append(path)
             continue
-        rel = path.relative_to(src)
-        by_target.setdefault(out / rel.parent / (rel.stem + out_suffix), []).append(path)
+        by_target.setdefault(rel.parent / (rel.stem + out_suffix), []).append((path, rel))
     for target, sources in by_target.items():
-        for path in sources:
-            rel = path.relative_to(src)
-            dst = target if len(sources) == 1 else out / rel.parent / (rel.name + out_suffix)
-            pairs.append((path, dst))
+        for path, rel in sources:
+            name = target if len(sources) == 1 else rel.parent / (rel.name + out_suffix)
+            pairs.append((path, storage.join(out, name)))
     return sorted(pairs), ignored
 
 
@@ -131,11 +117,8 @@ def compressed_extensions() -> tuple[str, ...]:
     return tuple(sorted(found - {".png"}))
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror or exc}") from None
+def _read(path: storage.Location) -> bytes:
+    return storage.read_bytes(path)
 
 
 def _describe(exc: Exception) -> str:
@@ -154,7 +137,7 @@ def _compress_one(src: Path, dst: Path, codec_name: str, quality, force: bool) -
     try:
         data = _read(src)
         encoded = registry.get(codec_name).encode(read_image(data), quality)
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        storage.make_parent(dst)
         write_atomic(dst, encoded, force=force)
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
         return FileResult(src, dst, FAILED, _describe(exc))
@@ -167,7 +150,7 @@ def _decompress_one(src: Path, dst: Path, force: bool) -> FileResult:
     try:
         data = _read(src)
         png = mlcompress.get_codec("png").encode(mlcompress.decode(data))
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        storage.make_parent(dst)
         write_atomic(dst, png, force=force)
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
         return FileResult(src, dst, FAILED, _describe(exc))
@@ -175,10 +158,7 @@ def _decompress_one(src: Path, dst: Path, force: bool) -> FileResult:
 
 
 def _make_folder(out: str | Path) -> None:
-    try:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    storage.make_folder(storage.location(out))
 
 
 def _init_worker(max_pixels: int | None) -> None:
@@ -187,8 +167,21 @@ def _init_worker(max_pixels: int | None) -> None:
     set_max_pixels(max_pixels)
 
 
+def _again(work: Callable, src, dst, args: tuple, force: bool) -> FileResult:
+    """``work`` for one file of a cluster partition. A partition runs again when its worker dies
+    and finds the outputs that worker wrote first: this run planned them as missing, so they are
+    done by this run, not 'already present'."""
+    if not force and storage.exists(dst):
+        return FileResult(src, dst, DONE, "", storage.size(src), storage.size(dst))
+    return work(src, dst, *args, force)
+
+
 def _run(pairs: list[tuple[Path, Path]], work: Callable, args: tuple, force: bool, jobs: int,
-         progress: bool, on_result: Callable[[FileResult], None] | None, desc: str) -> list[FileResult]:
+         progress: bool, on_result: Callable[[FileResult], None] | None, desc: str,
+         cluster=None) -> list[FileResult]:
+    """``work(src, dst, *args, force)`` for every pair whose output is missing (all with
+    ``force``): in this process, in ``jobs`` processes, or on a Dask ``cluster`` (an address or
+    a distributed.Client; cluster.run)."""
     from tqdm import tqdm
 
     from . import limits
@@ -200,16 +193,38 @@ def _run(pairs: list[tuple[Path, Path]], work: Callable, args: tuple, force: boo
         if on_result is not None:
             on_result(r)
 
+    check_jobs(cluster, jobs)
+    private = any(storage.in_this_process_only(loc) for loc in (pairs[0] if pairs else ()))
+    if private and jobs > 1:
+        raise UsageError("memory:// lives in this process only: use it with --jobs 1")
     todo = []
+    present = storage.existing([dst for _, dst in pairs])
     for src, dst in pairs:
-        if dst.exists() and dst.resolve() == src.resolve():
+        if dst in present and storage.same_file(src, dst):
             record(FileResult(src, dst, FAILED, "the output would overwrite the input"))
-        elif dst.exists() and not force:
+        elif dst in present and not force:
             record(FileResult(src, dst, SKIPPED))
         else:
             todo.append((src, dst))
     with tqdm(total=len(todo), unit="file", desc=desc, disable=not progress, leave=False) as bar:
-        if jobs <= 1 or len(todo) <= 1:
+        if cluster is not None and todo:
+            from contextlib import closing
+
+            from . import cluster as dask_cluster
+
+            def lost(item, why):
+                return FileResult(item[1], item[2], FAILED, why)
+
+            try:  # closing: on Ctrl-C the queued work is cancelled and a local cluster stopped at once
+                with closing(dask_cluster.run(cluster, _again, [(work, s, d, args, force) for s, d in todo], lost,
+                                              init=_init_worker, init_args=(limits._max_pixels,),
+                                              this_process_only=private)) as stream:
+                    for r in stream:
+                        record(r)
+                        bar.update(1)
+            finally:  # what a killed worker was writing
+                remove_temporaries(d for _, d in todo)
+        elif jobs <= 1 or len(todo) <= 1:
             for src, dst in todo:
                 record(work(src, dst, *args, force))
                 bar.update(1)
@@ -226,10 +241,12 @@ def _run(pairs: list[tuple[Path, Path]], work: Callable, args: tuple, force: boo
 
 def compress_tree(src: str | Path, out: str | Path, codec: str | None = None, quality=None,
                   recursive: bool = False, jobs: int = 1, force: bool = False, progress: bool = False,
-                  on_result: Callable[[FileResult], None] | None = None) -> BatchSummary:
+                  on_result: Callable[[FileResult], None] | None = None, cluster=None) -> BatchSummary:
     """Compress every image under ``src`` into ``out`` (mirroring folders with ``recursive``).
 
-    ``jobs`` > 1 uses that many worker processes. Existing outputs are skipped unless ``force``.
+    ``jobs`` > 1 uses that many worker processes; ``cluster`` (a Dask scheduler address, ``local``,
+    ``local:N`` or a distributed.Client) runs on a Dask cluster instead. Existing outputs are
+    skipped unless ``force``.
     ``on_result`` is called with each FileResult as it completes. Raises UsageError for a bad
     codec, quality or folder; bad input files are reported in the summary instead.
     """
@@ -243,17 +260,17 @@ def compress_tree(src: str | Path, out: str | Path, codec: str | None = None, qu
     require_at_least("--jobs", jobs, 1)
     pairs, ignored = plan(src, out, IMAGE_EXTENSIONS, c.extension, recursive)
     _make_folder(out)
-    results = _run(pairs, _compress_one, (name, q), force, jobs, progress, on_result, "compress")
+    results = _run(pairs, _compress_one, (name, q), force, jobs, progress, on_result, "compress", cluster)
     return BatchSummary(results, ignored, time.perf_counter() - t0)
 
 
 def decompress_tree(src: str | Path, out: str | Path, recursive: bool = False, jobs: int = 1,
                     force: bool = False, progress: bool = False,
-                    on_result: Callable[[FileResult], None] | None = None) -> BatchSummary:
+                    on_result: Callable[[FileResult], None] | None = None, cluster=None) -> BatchSummary:
     """Decompress every .mlc (and classical compressed) file under ``src`` into PNGs under ``out``."""
     t0 = time.perf_counter()
     require_at_least("--jobs", jobs, 1)
     pairs, ignored = plan(src, out, compressed_extensions(), ".png", recursive)
     _make_folder(out)
-    results = _run(pairs, _decompress_one, (), force, jobs, progress, on_result, "decompress")
+    results = _run(pairs, _decompress_one, (), force, jobs, progress, on_result, "decompress", cluster)
     return BatchSummary(results, ignored, time.perf_counter() - t0)

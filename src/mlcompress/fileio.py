@@ -18,13 +18,23 @@ def require_folder(path: str | Path, what: str) -> Path:
     return folder
 
 
+_PART = ".part"
+
+
 def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 
     Raises UsageError when the file exists and ``force`` is false, or the folder is missing or
-    unwritable. On any failure the target is untouched and no temporary file is left behind.
+    unwritable. On any failure the target is untouched and no temporary file is left behind
+    (unless the process is killed outright: :func:`remove_temporaries`). ``path`` may be an
+    fsspec URL (storage.write_url_atomic).
     """
-    path = Path(path)
+    from . import storage
+
+    path = storage.location(path)
+    if storage.is_url(path):
+        storage.write_url_atomic(path, data, force)
+        return
     if path.exists() and not force:
         raise UsageError(f"{path} exists (use --force to overwrite)")
     if path.is_dir():
@@ -33,7 +43,7 @@ def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
     if not folder.is_dir():
         raise UsageError(f"output folder {folder} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART, dir=folder)
     except OSError as exc:
         raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     try:
@@ -48,3 +58,28 @@ def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_temporaries(paths) -> int:
+    """Remove the temporary files that :func:`write_atomic` left beside ``paths`` (local files)
+    when its process was killed mid-write (SIGKILL, a lost worker: no cleanup ran). One listing
+    per folder; returns how many were removed. Only for when no writer of ``paths`` is running."""
+    by_folder: dict[Path, set[str]] = {}
+    for p in paths:
+        if isinstance(p, Path):
+            by_folder.setdefault(p.parent, set()).add(p.name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = [e.name for e in os.scandir(folder)]
+        except OSError:
+            continue
+        for entry in entries:
+            # mkstemp's random part has no dot: ".NAME.XXXXXXXX.part" -> NAME
+            if entry.startswith(".") and entry.endswith(_PART) and entry[1:-len(_PART)].rpartition(".")[0] in names:
+                try:
+                    os.unlink(folder / entry)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed

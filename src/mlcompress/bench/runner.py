@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics, registry
+from ..cluster import check_jobs
 from ..errors import UnsupportedError, UsageError, require_at_least
 from ..fileio import require_folder
 from ..image import IMAGE_EXTENSIONS, read_image
@@ -281,6 +282,12 @@ def _tags(p: Plan, name: str, qualities: list) -> dict:
     return {q: p.tag(name, q) for q in qualities}
 
 
+def _lost_cells(task: tuple, why: str) -> list[Cell]:
+    """The failed cells of a measure_task the cluster could not run (cluster.run's ``lost``)."""
+    path, codec_name, qualities, sha, weights = task
+    return [Cell(codec_name, q, Path(path).name, sha, error=why, weights=weights.get(q, "")) for q in qualities]
+
+
 def _worker_init() -> None:
     """Worker processes use one torch thread and one BLAS thread each, so --jobs N uses N cores."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -329,14 +336,18 @@ def _append_cells(fh, cells: list[Cell]) -> None:
 
 
 def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
-            progress: bool = True, view_points: int = 0,
+            progress: bool = True, cluster=None, view_points: int = 0,
             view_images: int = 0) -> tuple[dict[str, Cell], int, int, list[Cell]]:
     """Measure the plan's pending cells; returns (cells by key, computed, cached, failures).
 
     Local runs keep the decoded images of the first ``view_images`` images for report.html's
     viewer, at most ``view_points`` per codec and image (html.py renders the rest afterwards).
+
+    ``cluster`` (a Dask scheduler address, ``local:N`` or a distributed.Client) measures on a
+    Dask cluster instead of ``jobs`` processes; this process stays the one writer of cells.jsonl.
     """
     require_at_least("--jobs", jobs, 1)
+    check_jobs(cluster, jobs)
     cache_path = out_dir / CELLS_FILE
     cache = load_cells(cache_path)
     if recompute:
@@ -387,7 +398,16 @@ def measure(p: Plan, out_dir: Path, jobs: int = 1, recompute: bool = False,
 
         try:
             items = list(tasks.items())
-            if jobs == 1:
+            if cluster is not None:
+                from contextlib import closing
+
+                from ..cluster import run as run_on_cluster
+
+                work = [(path, name, qs, p.image_sha256[Path(path).name], _tags(p, name, qs)) for (path, name), qs in items]
+                with closing(run_on_cluster(cluster, measure_task, work, _lost_cells, init=_worker_init)) as results:
+                    for cells in results:
+                        take(cells)
+            elif jobs == 1:
                 with one_core():
                     for (path, name), qs in items:
                         bar.set_postfix_str(f"{name} {Path(path).name}", refresh=False)
@@ -415,7 +435,7 @@ def run_bench(data_dir: str | Path | None = None, out_dir: str | Path = "bench/r
               codecs: list[str] | None = None, qualities: list | None = None, jobs: int = 1,
               anchors: list[str] | bool | None = None, limit: int | None = None,
               recompute: bool = False, progress: bool = True, command: str | None = None,
-              view_points: int | None = None, view_images: int | None = None) -> BenchSummary:
+              cluster=None, view_points: int | None = None, view_images: int | None = None) -> BenchSummary:
     """Measure, then write results JSON, per-image CSV, plots, report.md and report.html into ``out_dir``.
 
     ``view_points`` / ``view_images`` cap report.html's per-image viewer (html.py): at most that
@@ -423,7 +443,9 @@ def run_bench(data_dir: str | Path | None = None, out_dir: str | Path = "bench/r
 
     ``anchors``: True for the default published curves, a list of anchor names
     (see anchors.py), or None/False for none. ``command`` is quoted in the report as the way to
-    reproduce it. Raises UsageError for bad arguments (unknown codec, missing or empty data).
+    reproduce it. ``cluster``: measure on a Dask cluster (see :func:`measure`); the data folder
+    must be at the same path on every worker. Raises UsageError for bad arguments (unknown codec,
+    missing or empty data).
     """
     from . import anchors as anchors_mod
     from . import html, report, results
@@ -442,7 +464,7 @@ def run_bench(data_dir: str | Path | None = None, out_dir: str | Path = "bench/r
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {out}: {exc.strerror or exc}") from None
-    cells, computed, cached, failures = measure(p, out, jobs, recompute, progress, view_points=view_points,
+    cells, computed, cached, failures = measure(p, out, jobs, recompute, progress, cluster, view_points=view_points,
                                                 view_images=view_images)
     curves = results.aggregate(p, cells)
     files = results.write_results(curves, out)

@@ -67,6 +67,18 @@ def test_without_recursion_only_the_top_folder_is_compressed(tree, tmp_path):
     assert not (tmp_path / "out" / "sub").exists()
 
 
+def test_a_run_without_recursion_counts_the_subfolders_it_left_and_hints_at_r(tree, tmp_path, capsys):
+    out = tree / "out"  # an output folder inside the input is not one of them
+    s = batch.compress_tree(tree, out, codec=CODEC)
+    assert [p.name for p in s.subfolders] == ["sub"]
+    assert "1 ignored, 1 subfolder not entered (-r enters them)" in s.format()
+    assert not batch.compress_tree(tree, out, codec=CODEC, recursive=True, force=True).subfolders
+    assert cli.main(["decompress", str(out), "-o", str(tmp_path / "back")]) == 0
+    assert "1 subfolder not entered (-r enters them)" in capsys.readouterr().out  # out/sub
+    assert cli.main(["decompress", str(out), "-o", str(tmp_path / "back"), "-r"]) == 0
+    assert "subfolder" not in capsys.readouterr().out
+
+
 def test_a_second_run_resumes_and_redoes_only_the_missing_output(tree, tmp_path):
     out = tmp_path / "out"
     first = batch.compress_tree(tree, out, codec=CODEC, recursive=True)

@@ -258,3 +258,83 @@ def test_info_shows_the_header_of_a_codec_it_does_not_know_and_decompress_refuse
     code, _, err = run(capsys, "decompress", path)
     assert code == 1 and "unknown codec 'nosuchcodec'" in err
     assert_one_line_error(err)
+
+
+# ------------------------------------------------------------------ issue 26: found by a hostile review
+
+
+def test_decompress_writes_a_default_level_png_and_the_smallest_on_request(capsys, photo, tmp_path):
+    from mlcompress.image import png_bytes
+
+    run(capsys, "compress", photo, "-c", NATIVE)
+    img = read_image(photo)
+    assert run(capsys, "decompress", photo.parent / "photo.mlc", "-o", tmp_path / "fast.png")[0] == 0
+    assert (tmp_path / "fast.png").read_bytes() == png_bytes(img, 6)
+    assert run(capsys, "decompress", photo.parent / "photo.mlc", "-o", tmp_path / "small.png", "--png-level", "9")[0] == 0
+    assert (tmp_path / "small.png").read_bytes() == registry.get("png").encode(img)
+    code, _, err = run(capsys, "decompress", photo.parent / "photo.mlc", "-o", tmp_path / "x.png", "--png-level", "10")
+    assert code == 2 and "--png-level must be an integer in 0..9" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress"])
+def test_an_unusable_output_is_refused_before_the_codec_runs(capsys, photo, tmp_path, monkeypatch, command):
+    src = photo
+    if command == "decompress":
+        run(capsys, "compress", photo, "-c", NATIVE)
+        src = photo.parent / "photo.mlc"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    outputs = [tmp_path / "missing" / "x.out", "-"]
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o500)
+        outputs.append(tmp_path / "ro" / "x.out")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the codec ran before the output was checked")
+
+    monkeypatch.setattr(registry.get(NATIVE), "encode", fail)
+    monkeypatch.setattr(mlcompress, "decode", fail)
+    for out in outputs:
+        code, _, err = run(capsys, command, src, "-c", NATIVE, "-o", out) if command == "compress" else \
+            run(capsys, command, src, "-o", out)
+        assert code == 2, err
+        assert_one_line_error(err)
+        assert "terminal" in err if out == "-" else ("does not exist" in err or "cannot write" in err)
+
+
+def test_an_output_named_for_another_format_is_refused_without_force(capsys, photo, tmp_path):
+    code, _, err = run(capsys, "compress", photo, "-c", "jpeg", "-o", tmp_path / "x.mlc")
+    assert code == 2 and "codec 'jpeg' writes .jpg files, not .mlc" in err and "--force" in err
+    assert not (tmp_path / "x.mlc").exists()
+    assert run(capsys, "compress", photo, "-c", "jpeg", "-o", tmp_path / "x.mlc", "--force")[0] == 0
+    assert (tmp_path / "x.mlc").read_bytes()[:3] == b"\xff\xd8\xff"
+    assert run(capsys, "compress", photo, "-c", "jpeg", "-o", tmp_path / "x.jpeg")[0] == 0  # the same format
+    assert run(capsys, "compress", photo, "-c", NATIVE, "-o", tmp_path / "x.bin")[0] == 0  # no format's name
+    code, _, err = run(capsys, "decompress", tmp_path / "x.bin", "-o", tmp_path / "back.jpg")
+    assert code == 2 and "decompress writes .png files, not .jpg" in err
+    assert not (tmp_path / "back.jpg").exists()
+
+
+def test_compare_says_identical_and_too_small_instead_of_inf_and_nan(capsys, tmp_path):
+    img = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    for name, pixels in (("a.png", img), ("b.png", img), ("dot.png", img[:1, :1])):
+        (tmp_path / name).write_bytes(registry.get("png").encode(pixels))
+    code, out, _ = run(capsys, "compare", tmp_path / "a.png", tmp_path / "b.png")
+    assert code == 0 and "nan" not in out
+    assert "psnr: inf (identical images)" in out
+    assert "ms_ssim: n/a (image too small for MS-SSIM: under 161 px a side)" in out
+    code, out, _ = run(capsys, "compare", tmp_path / "dot.png", tmp_path / "dot.png")
+    assert "ssim: n/a (image too small for SSIM: under 11 px a side)" in out
+    code, out, _ = run(capsys, "compare", tmp_path / "a.png", tmp_path / "b.png", "--json")
+    assert json.loads(out)["identical"] is True and json.loads(out)["psnr"] is None
+    code, _, err = run(capsys, "compare", tmp_path / "a.png", tmp_path / "dot.png")
+    assert code == 2 and "images differ in size or channels: 96x64 RGB vs 1x1 RGB" in err
+
+
+def test_a_file_that_is_not_an_image_is_named_in_the_error(capsys, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("hello, I am text")
+    for argv in (["compress", bad, "-c", NATIVE], ["compare", bad, bad], ["info", bad], ["decompress", bad]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and f"{bad}: not a recogni" in err, (argv, err)
+        assert_one_line_error(err)

@@ -33,7 +33,7 @@ from . import storage
 from .cluster import check_jobs
 from .errors import Error, UsageError, require_at_least
 from .fileio import remove_temporaries, write_atomic
-from .image import IMAGE_EXTENSIONS
+from .image import IMAGE_EXTENSIONS, PNG_LEVEL, check_png_level, png_bytes
 from .interrupt import worker_pool
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -58,6 +58,8 @@ class BatchSummary:
     results: list[FileResult] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)  # files without a matching extension
     seconds: float = 0.0
+    #: subfolders a run without ``recursive`` did not enter (subfolders_left_out)
+    subfolders: list[Path] = field(default_factory=list)
 
     def _with(self, status: str) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
@@ -83,8 +85,20 @@ class BatchSummary:
         done = self.done
         b_in, b_out = sum(r.bytes_in for r in done), sum(r.bytes_out for r in done)
         ratio = f", {b_in:,} -> {b_out:,} bytes" if done else ""
+        n = len(self.subfolders)
+        folders = f", {n} subfolder{'s' if n > 1 else ''} not entered (-r enters them)" if n else ""
         return (f"{len(done)} done, {len(self.skipped)} already present, {len(self.failed)} failed, "
-                f"{len(self.ignored)} ignored{ratio} in {self.seconds:.1f} s")
+                f"{len(self.ignored)} ignored{folders}{ratio} in {self.seconds:.1f} s")
+
+
+def subfolders_left_out(src: str | Path, out: str | Path, recursive: bool) -> list[Path]:
+    """The subfolders of a local folder ``src`` that a run without ``recursive`` does not enter
+    (the output folder aside), sorted; [] with ``recursive`` and for a glob or a URL."""
+    src, out = storage.location(src), storage.location(out)
+    if recursive or not isinstance(src, Path) or storage.is_glob(src) or not src.is_dir():
+        return []
+    output = out.resolve() if isinstance(out, Path) else None
+    return sorted(p for p in src.iterdir() if p.is_dir() and p.resolve() != output)
 
 
 def plan(src: str | Path, out: str | Path, extensions: tuple[str, ...], out_suffix: str,
@@ -144,17 +158,35 @@ def _compress_one(src: Path, dst: Path, codec_name: str, quality, force: bool) -
     return FileResult(src, dst, DONE, "", len(data), len(encoded))
 
 
-def _decompress_one(src: Path, dst: Path, force: bool) -> FileResult:
+def _decompress_one(src: Path, dst: Path, png_level: int, force: bool) -> FileResult:
     import mlcompress
 
     try:
         data = _read(src)
-        png = mlcompress.get_codec("png").encode(mlcompress.decode(data))
+        png = png_bytes(mlcompress.decode(data), png_level)
         storage.make_parent(dst)
         write_atomic(dst, png, force=force)
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
         return FileResult(src, dst, FAILED, _describe(exc))
     return FileResult(src, dst, DONE, "", len(data), len(png))
+
+
+def _enhance_one(src: Path, dst: Path, force: bool) -> FileResult:
+    import mlcompress
+    from .codecs.restored import enhance
+
+    try:
+        data = _read(src)
+        png = mlcompress.get_codec("png").encode(enhance(data))
+        storage.make_parent(dst)
+        write_atomic(dst, png, force=force)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
+        return FileResult(src, dst, FAILED, _describe(exc))
+    return FileResult(src, dst, DONE, "", len(data), len(png))
+
+
+#: what `enhance DIR` takes: the files of the base codecs that have a restoration network
+ENHANCE_EXTENSIONS = (".jpg", ".jpeg", ".webp", ".avif")
 
 
 def _make_folder(out: str | Path) -> None:
@@ -261,16 +293,31 @@ def compress_tree(src: str | Path, out: str | Path, codec: str | None = None, qu
     pairs, ignored = plan(src, out, IMAGE_EXTENSIONS, c.extension, recursive)
     _make_folder(out)
     results = _run(pairs, _compress_one, (name, q), force, jobs, progress, on_result, "compress", cluster)
-    return BatchSummary(results, ignored, time.perf_counter() - t0)
+    return BatchSummary(results, ignored, time.perf_counter() - t0, subfolders_left_out(src, out, recursive))
 
 
 def decompress_tree(src: str | Path, out: str | Path, recursive: bool = False, jobs: int = 1,
                     force: bool = False, progress: bool = False,
-                    on_result: Callable[[FileResult], None] | None = None, cluster=None) -> BatchSummary:
-    """Decompress every .mlc (and classical compressed) file under ``src`` into PNGs under ``out``."""
+                    on_result: Callable[[FileResult], None] | None = None, cluster=None,
+                    png_level: int = PNG_LEVEL) -> BatchSummary:
+    """Decompress every .mlc (and classical compressed) file under ``src`` into PNGs under ``out``,
+    written at zlib level ``png_level`` (image.png_bytes)."""
     t0 = time.perf_counter()
     require_at_least("--jobs", jobs, 1)
+    check_png_level(png_level)  # bad usage, not a failed file
     pairs, ignored = plan(src, out, compressed_extensions(), ".png", recursive)
     _make_folder(out)
-    results = _run(pairs, _decompress_one, (), force, jobs, progress, on_result, "decompress", cluster)
-    return BatchSummary(results, ignored, time.perf_counter() - t0)
+    results = _run(pairs, _decompress_one, (png_level,), force, jobs, progress, on_result, "decompress", cluster)
+    return BatchSummary(results, ignored, time.perf_counter() - t0, subfolders_left_out(src, out, recursive))
+
+
+def enhance_tree(src: str | Path, out: str | Path, recursive: bool = False, jobs: int = 1,
+                 force: bool = False, progress: bool = False,
+                 on_result: Callable[[FileResult], None] | None = None, cluster=None) -> BatchSummary:
+    """Restore every JPEG, WebP and AVIF file under ``src`` into PNGs under ``out`` (`enhance DIR`)."""
+    t0 = time.perf_counter()
+    require_at_least("--jobs", jobs, 1)
+    pairs, ignored = plan(src, out, ENHANCE_EXTENSIONS, ".png", recursive)
+    _make_folder(out)
+    results = _run(pairs, _enhance_one, (), force, jobs, progress, on_result, "enhance", cluster)
+    return BatchSummary(results, ignored, time.perf_counter() - t0, subfolders_left_out(src, out, recursive))

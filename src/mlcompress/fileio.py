@@ -21,6 +21,37 @@ def require_folder(path: str | Path, what: str) -> Path:
 _PART = ".part"
 
 
+def _temporary_beside(path: Path, force: bool) -> tuple[int, str]:
+    """(fd, name) of a new temporary file in ``path``'s folder, after the checks every write makes:
+    UsageError when ``path`` exists (without ``force``) or is a folder, or its folder is missing or
+    unwritable."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists (use --force to overwrite)")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"output folder {folder} does not exist")
+    try:
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART, dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+def require_writable(path: str | Path, force: bool = False) -> None:
+    """The checks of :func:`write_atomic`, made before the work that produces the data (a slow
+    encoder must not run for minutes to learn that its output folder is read-only): a temporary
+    file is created beside ``path`` and removed. URLs are left to the write itself."""
+    from . import storage
+
+    path = storage.location(path)
+    if storage.is_url(path):
+        return
+    fd, tmp = _temporary_beside(path, force)
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 
@@ -35,17 +66,7 @@ def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
     if storage.is_url(path):
         storage.write_url_atomic(path, data, force)
         return
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists (use --force to overwrite)")
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"output folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART, dir=folder)
-    except OSError as exc:
-        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    fd, tmp = _temporary_beside(path, force)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

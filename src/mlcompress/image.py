@@ -55,6 +55,27 @@ def to_pil(img: np.ndarray):
     return Image.fromarray(from_hwc(hwc), CHANNEL_MODES[hwc.shape[2]])
 
 
+#: zlib level of the PNGs `decompress` writes: Pillow's default. Level 9 (the ``png`` codec's, and
+#: ``--png-level 9``) makes files about 8 % smaller at 8 times the time: 29 s of CPU against 3.6 s
+#: for a 12-megapixel photo (benchmarks/decompress_png.py)
+PNG_LEVEL = 6
+
+
+def check_png_level(level) -> int:
+    """``level`` when it is a zlib level 0..9; UsageError otherwise."""
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= level <= 9:
+        raise UsageError(f"--png-level must be an integer in 0..9, got {level!r}")
+    return int(level)
+
+
+def png_bytes(img: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    """A PNG file of a uint8 HxW/HxWxC image at zlib ``level`` 0..9."""
+    level = check_png_level(level)
+    buf = io.BytesIO()
+    to_pil(img).save(buf, format="PNG", compress_level=level)
+    return buf.getvalue()
+
+
 def from_pil(pil) -> np.ndarray:
     """A uint8 array (HxW, HxWx3 or HxWx4) of a Pillow image, converting other modes sensibly."""
     mode = pil.mode

@@ -17,8 +17,13 @@ from .image import as_hwc
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = as_hwc(a), as_hwc(b)
     if a.shape != b.shape:
-        raise UsageError(f"images differ in shape: {a.shape} vs {b.shape}")
+        raise UsageError(f"images differ in size or channels: {_size(a)} vs {_size(b)}")
     return a, b
+
+
+def _size(hwc: np.ndarray) -> str:
+    """``768x512 RGB``: width x height and the channels, as every other message says it."""
+    return f"{hwc.shape[1]}x{hwc.shape[0]} {({1: 'grey', 3: 'RGB', 4: 'RGBA'})[hwc.shape[2]]}"
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,12 +52,17 @@ def _torch_pair(a: np.ndarray, b: np.ndarray):
     return ta, tb
 
 
+#: The smallest side SSIM's 11-pixel window is defined for.
+SSIM_MIN_SIDE = 11
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM (Gaussian window 11, sigma 1.5, Wang et al. 2004), averaged over channels."""
+    """SSIM (Gaussian window 11, sigma 1.5, Wang et al. 2004), averaged over channels; NaN below
+    11 px per side."""
     from pytorch_msssim import ssim as _ssim
 
     ta, tb = _torch_pair(a, b)
-    if min(ta.shape[-2:]) < 11:
+    if min(ta.shape[-2:]) < SSIM_MIN_SIDE:
         return math.nan
     return float(_ssim(ta, tb, data_range=255.0, size_average=True))
 

@@ -1,6 +1,7 @@
 """Every codec module; importing this package fills the registry."""
 
 from . import classical  # noqa: F401
+from . import restored  # noqa: F401  (after classical: it wraps avif, jpeg and webp)
 from . import learned  # noqa: F401
 from . import cae  # noqa: F401
 from . import rle  # noqa: F401

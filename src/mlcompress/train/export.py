@@ -129,6 +129,10 @@ def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
         raise UsageError(f"weights name must be letters, digits and _.+- (e.g. hyperprior-q3), got {name!r}")
     ck = load_checkpoint(ckpt)
+    if ck["config"].get("kind") == "restore":  # a restoration network (train/restore.py)
+        from .restore import export_restore
+
+        return export_restore(ck, ckpt, name, out_dir, force)
     missing = sorted({"step", "elapsed", "history"} - ck.keys())
     if missing:
         raise CorruptDataError(f"{ckpt} holds weights but not their training record ({', '.join(missing)})")

@@ -1,0 +1,91 @@
+"""The restoration network the ``+nn`` codecs run on a classical decoder's output (torch).
+
+A DnCNN-style residual CNN that works at half resolution: the decoded RGB image is folded into
+12 channels by a 2x2 pixel-unshuffle (so each output sample sees the full-resolution luma detail
+around a 4:2:0 chroma sample, and chroma is rebuilt from luma), a constant plane holding the
+base codec's quality (0..1) is appended, ``depth`` 3x3 convolutions of ``width`` channels with
+ReLUs follow, and a pixel-shuffle turns the last 12 channels back into an RGB correction that is
+added to the input::
+
+    x (N,3,H,W) in 0..1 --unshuffle 2--> (N,12,H/2,W/2) ++ quality plane
+        -> conv3x3(13->C) ReLU -> (depth-2) x [conv3x3(C->C) ReLU] -> conv3x3(C->12)
+        --shuffle 2--> (N,3,H,W) + x
+
+H and W must be even (``restore_image`` pads by edge replication). The receptive field is
+``2 * depth + 1`` half-resolution samples, so tiles with a halo of ``halo()`` full-resolution
+pixels give the same result as the whole image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: architecture of the shipped restoration networks (a weights file may record others)
+WIDTH = 32
+DEPTH = 7
+#: tile edge (full-resolution pixels) for images larger than one tile: bounds memory on big photos
+TILE = 512
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def build(width: int = WIDTH, depth: int = DEPTH):
+    """A fresh restoration network (float32, final layer zero so it starts as the identity)."""
+    torch = _torch()
+    nn = torch.nn
+
+    class RestoreNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.width, self.depth = width, depth
+            layers = [nn.Conv2d(13, width, 3, padding=1), nn.ReLU(inplace=True)]
+            for _ in range(depth - 2):
+                layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
+            layers.append(nn.Conv2d(width, 12, 3, padding=1))
+            self.body = nn.Sequential(*layers)
+            nn.init.zeros_(self.body[-1].weight)
+            nn.init.zeros_(self.body[-1].bias)
+
+        def forward(self, x, quality):
+            """x: float (N,3,H,W) in 0..1, H and W even; quality: float (N,) in 0..1 -> same shape as x."""
+            f = torch.nn.functional.pixel_unshuffle(x, 2)
+            q = quality.to(f.dtype).view(-1, 1, 1, 1).expand(f.shape[0], 1, f.shape[2], f.shape[3])
+            return x + torch.nn.functional.pixel_shuffle(self.body(torch.cat([f, q], 1)), 2)
+
+    return RestoreNet()
+
+
+def halo(depth: int) -> int:
+    """Full-resolution pixels of context each side that a tile needs (even, >= the receptive field)."""
+    return 2 * depth + 2
+
+
+def restore_image(model, img: np.ndarray, quality: float) -> np.ndarray:
+    """Run ``model`` on a uint8 HxWx3 image (any size) and return the uint8 HxWx3 result.
+
+    Large images go through in tiles of TILE pixels with a halo, so memory stays bounded; the
+    result equals one pass over the whole image up to float rounding order."""
+    torch = _torch()
+    h, w, _ = img.shape
+    pad = halo(model.depth)
+    out = np.empty_like(img)
+    q = torch.tensor([float(quality)])
+    with torch.no_grad():
+        for y0 in range(0, h, TILE):
+            for x0 in range(0, w, TILE):
+                y1, x1 = min(h, y0 + TILE), min(w, x0 + TILE)
+                # the tile plus its halo, padded to even size by edge replication
+                ya, xa = max(0, y0 - pad), max(0, x0 - pad)
+                yb, xb = min(h, y1 + pad), min(w, x1 + pad)
+                rows = np.arange(ya, yb + ((yb - ya) % 2))
+                cols = np.arange(xa, xb + ((xb - xa) % 2))
+                patch = img[np.minimum(rows, h - 1)][:, np.minimum(cols, w - 1)]
+                x = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float().div_(255)
+                x = x.contiguous(memory_format=torch.channels_last)
+                y = model(x, q)[0].mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+                out[y0:y1, x0:x1] = y[y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+    return out

@@ -1,0 +1,407 @@
+"""Training the restoration networks of the ``+nn`` codecs (``mlcompress train restore-<base>``).
+
+Data: every photo of the training folder gives ``per_image`` pairs. For each pair the photo is
+downscaled by a random factor in 0.7..1.0 (which washes out the photo's own JPEG artefacts), a
+random CROP x CROP square is cut, the square is encoded with the base codec at a random quality
+(stratified over the base's benchmark range, one quality band per pair) and decoded again. The
+pairs are made once and cached outside the repository (``$XDG_CACHE_HOME/mlcompress`` or
+``~/.cache/mlcompress``), keyed by the base codec, the recipe and the photo list: no step ever
+encodes. ``VAL_IMAGES`` photos, drawn with a fixed seed, are held out for validation; Kodak is
+never used.
+
+Steps: random ``crop`` x ``crop`` windows of the cached squares (offsets on the 8-pixel block grid
+the base codec used, one of the 8 flips/transposes), loss MSE on the 0..255 scale, Adam, the
+learning rate dropped tenfold for the last quarter of the steps. Every ``eval_every`` steps the
+held-out pairs are restored whole and the mean PSNR gain over the base is logged; the checkpoint
+keeps the model with the best validation gain, and export writes that one.
+
+A checkpoint (written atomically every ``checkpoint_minutes``, and at the end or on Ctrl-C) holds
+the config, model, Adam state, step, RNG states, history and the best model, so ``resume``
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from ..interrupt import sigterm_as_interrupt
+
+#: base codecs with a restoration network
+BASES = ("avif", "jpeg", "webp")
+VAL_IMAGES = 32
+#: the seed that picks the held-out photos (fixed: resumed and repeated runs validate on the same ones)
+VAL_SEED = 20261204
+SQUARE = 256
+CACHE_VERSION = 1
+
+
+@dataclass
+class RestoreConfig:
+    base: str
+    data: str
+    out: str
+    steps: int = 20000
+    batch: int = 16
+    crop: int = 128
+    lr: float = 1e-3
+    threads: int = 1
+    seed: int = 0
+    resume: bool = False
+    width: int = 32
+    depth: int = 7
+    per_image: int = 4
+    cache: str | None = None
+    eval_every: int = 500
+    checkpoint_minutes: float = 5.0
+    time_limit_minutes: float | None = None
+    progress: bool = True
+
+
+def check_config(cfg: RestoreConfig) -> None:
+    from ..errors import require_at_least, require_positive
+
+    if cfg.base not in BASES:
+        raise UsageError(f"no restoration network for base codec {cfg.base!r} (have {', '.join(BASES)})")
+    for name in ("steps", "batch", "threads", "width", "per_image"):
+        require_at_least(f"--{name.replace('_', '-')}", getattr(cfg, name), 1)
+    require_at_least("--depth", cfg.depth, 2)
+    require_at_least("--eval-every", cfg.eval_every, 0)
+    require_at_least("--seed", cfg.seed, 0)
+    require_positive("--lr", cfg.lr)
+    require_positive("--checkpoint-minutes", cfg.checkpoint_minutes)
+    require_positive("--time-limit", cfg.time_limit_minutes)
+    if cfg.crop % 16 or not 16 <= cfg.crop <= SQUARE:
+        raise UsageError(f"--crop must be a multiple of 16 in 16..{SQUARE}, got {cfg.crop}")
+
+
+def quality_bands(base: str, k: int) -> list[tuple[int, int]]:
+    """k equal integer bands covering the base codec's benchmark quality range."""
+    from ..registry import get
+
+    qs = get(base).bench_qualities
+    lo, hi = int(min(qs)), int(max(qs))
+    edges = np.linspace(lo, hi + 1, k + 1)
+    return [(int(math.ceil(edges[i])), max(int(math.ceil(edges[i])), int(math.ceil(edges[i + 1])) - 1)) for i in range(k)]
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "mlcompress"
+
+
+def _photos(folder: str) -> list[Path]:
+    from ..fileio import require_folder
+    from ..image import IMAGE_EXTENSIONS
+
+    root = require_folder(folder, "training data folder")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if len(files) < VAL_IMAGES + 1:
+        raise UsageError(f"{root} holds {len(files)} images; restoration training needs more than {VAL_IMAGES} "
+                         f"({VAL_IMAGES} are held out for validation)")
+    return files
+
+
+def split(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(training photos, the VAL_IMAGES held-out photos), the held-out ones drawn with VAL_SEED."""
+    held = set(np.random.default_rng(VAL_SEED).choice(len(files), VAL_IMAGES, replace=False).tolist())
+    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
+
+
+def _make_pairs(files: list[Path], base: str, per_image: int, seed: int, log) -> dict:
+    """Encode and decode ``per_image`` squares of every photo: originals, decoded (uint8
+    n x k x S x S x 3) and the quality of each (n x k)."""
+    from PIL import Image
+
+    from ..image import read_image
+    from ..registry import get
+
+    codec = get(base)
+    codec.require_available()
+    bands = quality_bands(base, per_image)
+    rng = np.random.default_rng(seed)
+    n = len(files)
+    orig = np.empty((n, per_image, SQUARE, SQUARE, 3), np.uint8)
+    dec = np.empty_like(orig)
+    qual = np.empty((n, per_image), np.float32)
+    t0 = time.monotonic()
+    for i, path in enumerate(files):
+        img = read_image(path)
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        im = Image.fromarray(np.ascontiguousarray(img[:, :, :3]))
+        for j, (lo, hi) in enumerate(bands):
+            w, h = im.size
+            s = float(rng.uniform(0.7, 1.0))
+            s = max(s, SQUARE / min(w, h))
+            side = SQUARE / s
+            x0, y0 = float(rng.uniform(0, w - side)), float(rng.uniform(0, h - side))
+            sq = np.asarray(im.resize((SQUARE, SQUARE), Image.BICUBIC, box=(x0, y0, x0 + side, y0 + side)))
+            q = int(rng.integers(lo, hi + 1))
+            orig[i, j] = sq
+            dec[i, j] = codec.decode(codec.encode(sq, q))
+            qual[i, j] = q
+        if log and (i + 1) % 50 == 0:
+            log(f"cache: {i + 1}/{n} photos encoded with {base} ({time.monotonic() - t0:.0f} s)")
+    return {"orig": orig, "dec": dec, "quality": qual}
+
+
+def load_pairs(cfg: RestoreConfig, log=print) -> tuple[dict, dict, Path]:
+    """(training pairs, held-out pairs, cache folder), made once and then read from the cache."""
+    files = _photos(cfg.data)
+    train_files, val_files = split(files)
+    from ..registry import get
+
+    key = json.dumps({"v": CACHE_VERSION, "base": cfg.base, "k": cfg.per_image, "square": SQUARE,
+                      "codec": get(cfg.base).description, "files": [f.name for f in files],
+                      "sizes": [f.stat().st_size for f in files]}, sort_keys=True)
+    folder = Path(cfg.cache) if cfg.cache else _cache_root() / f"restore-{cfg.base}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    out = []
+    for part, part_files, seed in (("train", train_files, 1), ("val", val_files, 2)):
+        path = folder / f"{part}.npz"
+        if not path.is_file():
+            log(f"cache: encoding {len(part_files)} {part} photos with {cfg.base} into {folder}")
+            pairs = _make_pairs(part_files, cfg.base, cfg.per_image, seed, log)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{part}.part.npz"
+            np.savez(tmp, **pairs)
+            os.replace(tmp, path)
+            (folder / "key.json").write_text(key)
+        with np.load(path) as z:
+            out.append({k: z[k] for k in z.files})
+    return out[0], out[1], folder
+
+
+def normalised_quality(base: str, q: float) -> float:
+    """The base codec's quality knob mapped to 0..1, the network's conditioning input."""
+    from ..registry import get
+
+    lo, hi = get(base).quality_range
+    return (float(q) - lo) / (hi - lo)
+
+
+def _batch(pairs: dict, rng: np.random.Generator, n: int, crop: int, base: str):
+    """(decoded, original, quality) tensors of n random crops: float N x 3 x crop x crop in 0..1."""
+    import torch
+
+    from .loop import to_tensor
+
+    count, k = pairs["quality"].shape
+    xs, ys, qs = [], [], []
+    for _ in range(n):
+        i, j = int(rng.integers(count)), int(rng.integers(k))
+        y0, x0 = (int(rng.integers((SQUARE - crop) // 8 + 1)) * 8 for _ in range(2))
+        a = pairs["dec"][i, j, y0 : y0 + crop, x0 : x0 + crop]
+        b = pairs["orig"][i, j, y0 : y0 + crop, x0 : x0 + crop]
+        t = int(rng.integers(8))
+        if t & 1:
+            a, b = a[:, ::-1], b[:, ::-1]
+        if t & 2:
+            a, b = a[::-1], b[::-1]
+        if t & 4:
+            a, b = a.transpose(1, 0, 2), b.transpose(1, 0, 2)
+        xs.append(a)
+        ys.append(b)
+        qs.append(normalised_quality(base, pairs["quality"][i, j]))
+    return to_tensor(np.stack(xs)), to_tensor(np.stack(ys)), torch.tensor(qs)
+
+
+def validate(model, pairs: dict, base: str) -> dict:
+    """Mean PSNR (dB, RGB, peak 255) of the held-out squares before and after restoration,
+    measured on the uint8 images the codec would write."""
+    import torch
+
+    from ..metrics import psnr
+    from .loop import to_tensor
+
+    count, k = pairs["quality"].shape
+    before, after = [], []
+    model.eval()
+    with torch.no_grad():
+        for j in range(k):
+            x = to_tensor(pairs["dec"][:, j])
+            q = torch.tensor([normalised_quality(base, v) for v in pairs["quality"][:, j]])
+            for s in range(0, count, 8):
+                y = model(x[s : s + 8], q[s : s + 8]).mul(255).round().clamp(0, 255).to(torch.uint8)
+                y = y.permute(0, 2, 3, 1).numpy()
+                for t in range(len(y)):
+                    before.append(psnr(pairs["orig"][s + t, j], pairs["dec"][s + t, j]))
+                    after.append(psnr(pairs["orig"][s + t, j], y[t]))
+    model.train()
+    b, a = float(np.mean(before)), float(np.mean(after))
+    return {"psnr_base": round(b, 4), "psnr": round(a, 4), "gain_db": round(a - b, 4)}
+
+
+def train_restore(cfg: RestoreConfig, log=print) -> dict:
+    """Train (or resume) a restoration network; returns the final summary."""
+    import torch
+
+    from ..nn.restore import build
+    from .loop import load_checkpoint, save_checkpoint
+
+    check_config(cfg)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ck = None
+    if cfg.resume and out.exists():
+        ck = load_checkpoint(out)
+        saved = ck["config"]
+        if saved.get("kind") != "restore":
+            raise UsageError(f"--resume: {out} is not a restoration checkpoint")
+        for key in ("base", "width", "depth", "per_image"):
+            if saved.get(key) != getattr(cfg, key):
+                raise UsageError(f"--resume: checkpoint has {key}={saved.get(key)}, asked for {getattr(cfg, key)}")
+    elif out.exists():
+        raise UsageError(f"{out} exists (use --resume to continue it)")
+
+    train_pairs, val_pairs, cache = load_pairs(cfg, log)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.width, cfg.depth).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed, history, evals, best = 0, 0.0, [], [], None
+    stages = []
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step, elapsed, history, evals, best = ck["step"], ck["elapsed"], ck["history"], ck["evals"], ck["best"]
+        stages = ck["stages"]
+    cfg_dict = {**asdict(cfg), "kind": "restore"}
+    stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "batch": cfg.batch, "crop": cfg.crop,
+                   "threads": cfg.threads, "seed": cfg.seed, "steps": cfg.steps})
+
+    def lr_at(s: int) -> float:
+        return cfg.lr if s < 0.75 * cfg.steps else cfg.lr / 10
+
+    def evaluate():
+        nonlocal best
+        e = {"step": step, **validate(model, val_pairs, cfg.base)}
+        evals.append(e)
+        if best is None or e["gain_db"] > best["gain_db"]:
+            best = {"step": step, "gain_db": e["gain_db"],
+                    "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        log(f"step {step}: held-out PSNR {e['psnr_base']:.3f} -> {e['psnr']:.3f} dB ({e['gain_db']:+.3f})")
+
+    def state():
+        stages[-1]["to_step"] = step
+        return {"config": cfg_dict, "stages": stages, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
+                "elapsed": elapsed, "history": history, "evals": evals, "best": best,
+                "data_images": int(train_pairs["quality"].shape[0]), "cache": str(cache)}
+
+    if cfg.eval_every and (not evals or evals[-1]["step"] != step):
+        evaluate()
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, mininterval=10, ascii=True)
+    start = time.monotonic()
+    run_start = elapsed
+    last_ck = start
+    acc, n_acc = 0.0, 0
+    with sigterm_as_interrupt():
+        try:
+            while step < cfg.steps:
+                if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:
+                    break
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step)
+                x, y, q = _batch(train_pairs, rng, cfg.batch, cfg.crop, cfg.base)
+                loss = torch.nn.functional.mse_loss(model(x, q) * 255, y * 255)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                acc += float(loss.detach())
+                n_acc += 1
+                elapsed = run_start + time.monotonic() - start
+                if step % 50 == 0 or step == cfg.steps:
+                    mse = acc / n_acc
+                    history.append({"step": step, "elapsed": round(elapsed, 1), "mse": round(mse, 4),
+                                    "psnr": round(10 * math.log10(255**2 / max(mse, 1e-12)), 4)})
+                    acc, n_acc = 0.0, 0
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    evaluate()
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0:
+                        bar.set_postfix(mse=f"{float(loss.detach()):.2f}", refresh=False)
+                if time.monotonic() - last_ck > 60 * cfg.checkpoint_minutes:
+                    save_checkpoint(out, state())
+                    last_ck = time.monotonic()
+            if cfg.eval_every and evals[-1]["step"] != step:
+                evaluate()
+        finally:
+            if bar is not None:
+                bar.close()
+            if step > 0:
+                save_checkpoint(out, state())
+    return {"step": step, "elapsed": elapsed, "best": None if best is None else {k: best[k] for k in ("step", "gain_db")}}
+
+
+def resumed_config(path: str | Path, **changes) -> RestoreConfig:
+    """The config a checkpoint was trained with, with ``changes`` applied (for --resume)."""
+    from .loop import load_checkpoint
+
+    saved = dict(load_checkpoint(path)["config"])
+    saved.pop("kind", None)
+    return replace(RestoreConfig(**saved), **changes)
+
+
+def export_restore(ck: dict, ckpt: str | Path, name: str, out_dir: str | Path, force: bool = True) -> dict:
+    """Write the checkpoint's best (held-out) network to ``out_dir/<name>.safetensors`` (float32
+    weights; metadata model=restore, base, width, depth) and its recipe ``<name>.json``."""
+    from ..errors import CorruptDataError
+    from ..fileio import write_atomic
+
+    cfg = ck["config"]
+    best = ck.get("best")
+    if not best:
+        raise CorruptDataError(f"{ckpt} holds no validated network (train with --eval-every)")
+    blob = write_restore_weights(best["model"], cfg["base"], cfg["width"], cfg["depth"], name, out_dir, force)
+    recipe = {
+        "name": name, "model": "restore", "base": cfg["base"], "width": cfg["width"], "depth": cfg["depth"],
+        "loss": "MSE on the 0..255 scale", "data": str(cfg["data"]), "data_images": ck.get("data_images"),
+        "held_out_images": VAL_IMAGES, "pairs_per_image": cfg["per_image"], "square": SQUARE,
+        "qualities": quality_bands(cfg["base"], cfg["per_image"]),
+        "crop": cfg["crop"], "batch": cfg["batch"], "lr": cfg["lr"], "lr_schedule": "tenfold drop at 75 % of steps",
+        "seed": cfg["seed"], "threads": cfg["threads"], "steps": ck["step"], "wall_time_s": round(ck["elapsed"], 1),
+        "stages": ck.get("stages"), "exported_step": best["step"], "held_out_gain_db": best["gain_db"],
+        "held_out_curve": ck.get("evals"),
+        "train_curve": [r for r in ck.get("history", []) if r["step"] % 500 == 0],
+        "weights_sha256": hashlib.sha256(blob).hexdigest(), "weights_bytes": len(blob),
+    }
+    write_atomic(out_dir / f"{name}.json", (json.dumps(recipe, indent=2) + "\n").encode(), force=force)
+    return recipe
+
+
+def write_restore_weights(state: dict, base: str, width: int, depth: int, name: str,
+                          out_dir: str | Path, force: bool = True) -> bytes:
+    """Write a restoration network's state dict as ``out_dir/<name>.safetensors`` (float32, sorted
+    header, so the same weights give the same bytes and hash); returns the file's bytes."""
+    from safetensors.torch import save
+
+    from ..fileio import write_atomic
+    from .export import _canonical
+
+    tensors = {k: v.detach().float().contiguous() for k, v in state.items()}
+    meta = {"model": "restore", "base": base, "width": str(width), "depth": str(depth), "name": name}
+    blob = _canonical(save(tensors, metadata=meta))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.safetensors"
+    if not (force and path.is_file() and path.read_bytes() == blob):
+        write_atomic(path, blob, force=force)
+    return blob

@@ -1,0 +1,308 @@
+"""The +nn codecs (classical bitstream, learned decoding), `decompress --base` and `enhance`."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlcompress import container as mlc
+from mlcompress.errors import CorruptDataError, ModelMismatchError, UnsupportedError, UsageError
+
+pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+BASES = ("avif", "jpeg", "webp")
+
+
+def _net_state(seed: int, width: int = 8, depth: int = 3):
+    import torch
+
+    from mlcompress.nn.restore import build
+
+    torch.manual_seed(seed)
+    net = build(width, depth)
+    torch.nn.init.normal_(net.body[-1].weight, std=0.05)  # a fresh network is the identity: make it act
+    return net.state_dict()
+
+
+@pytest.fixture(scope="module")
+def restore_weights(tmp_path_factory) -> Path:
+    """A folder with tiny random restoration networks for every base."""
+    from mlcompress.train.restore import write_restore_weights
+
+    d = tmp_path_factory.mktemp("restore-weights")
+    for base in BASES:
+        write_restore_weights(_net_state(0), base, 8, 3, f"restore-{base}", d)
+    return d
+
+
+@pytest.fixture
+def codecs(restore_weights, monkeypatch):
+    from mlcompress import registry
+    from mlcompress.codecs import restored
+
+    out = {}
+    for base in BASES:
+        c = registry.get(f"{base}+nn")
+        monkeypatch.setattr(c, "weights_dir", restore_weights)
+        out[base] = c
+    monkeypatch.setattr(restored, "WEIGHTS_DIR", restore_weights)  # enhance and --base look here too
+    return out
+
+
+def _photo(h: int = 48, w: int = 64) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.random.default_rng(3)
+    img = np.stack([(xx * 5) % 256, (yy * 7) % 256, (xx * yy) % 256], axis=2) + r.integers(0, 30, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_plus_nn_file_holds_the_untouched_base_file_and_its_fields(codecs, base):
+    from mlcompress import registry
+
+    c = codecs[base]
+    img = _photo()
+    data = c.encode(img, 50)
+    box = mlc.unpack(data)
+    assert (box.codec, box.width, box.height, box.channels) == (f"{base}+nn", 64, 48, 3)
+    assert box.model == f"restore-{base}" and len(box.weights_hash) == 32
+    assert box.params == {"quality": 50}
+    assert box.payload[0] == 1 and box.payload[1] in (0, 1)
+    assert box.payload[2:] == registry.get(base).encode(img, 50)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_plus_nn_decodes_to_the_base_image_or_its_restoration_as_its_flag_says(codecs, base):
+    from mlcompress import registry
+    from mlcompress.codecs.restored import restore
+
+    c = codecs[base]
+    img = _photo()
+    data = c.encode(img, 50)
+    box = mlc.unpack(data)
+    plain = registry.get(base).decode(box.payload[2:])
+    fixed = restore(plain, base, 50, c.weights_dir)
+    on = int(((fixed.astype(int) - img) ** 2).sum()) < int(((plain.astype(int) - img) ** 2).sum())
+    assert box.payload[1] == int(on)
+    assert np.array_equal(c.decode(data), fixed if on else plain)
+    # the same file with the flag flipped decodes the other way
+    other = mlc.pack(mlc.Container(box.codec, box.width, box.height, box.channels,
+                                   bytes([1, int(not on)]) + box.payload[2:], box.params, box.model, box.weights_hash))
+    assert np.array_equal(c.decode(other), plain if on else fixed)
+
+
+def test_network_is_off_for_a_flat_image(codecs):
+    flat = np.full((64, 64, 3), 90, np.uint8)
+    for c in codecs.values():
+        data = c.encode(flat, 50)
+        assert mlc.unpack(data).payload[1] == 0
+
+
+def test_grey_images_round_trip_grey_on_every_base(codecs):
+    grey = _photo()[:, :, 0]
+    for c in codecs.values():
+        out = c.decode(c.encode(grey, 60))
+        assert out.shape == grey.shape and out.dtype == np.uint8
+
+
+def test_rgba_is_refused_with_a_one_line_reason(codecs):
+    with pytest.raises(UnsupportedError, match="RGBA"):
+        codecs["jpeg"].encode(np.zeros((16, 16, 4), np.uint8), 50)
+
+
+def test_file_made_with_other_weights_is_refused(codecs, tmp_path, monkeypatch):
+    from mlcompress.train.restore import write_restore_weights
+
+    data = codecs["jpeg"].encode(_photo(), 40)
+    write_restore_weights(_net_state(1), "jpeg", 8, 3, "restore-jpeg", tmp_path)
+    monkeypatch.setattr(codecs["jpeg"], "weights_dir", tmp_path)
+    with pytest.raises(ModelMismatchError):
+        codecs["jpeg"].decode(data)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_corrupt_or_truncated_base_file_is_corrupt_data(codecs, base):
+    c = codecs[base]
+    box = mlc.unpack(c.encode(_photo(), 50))
+
+    def rebox(payload, params=None):
+        return mlc.pack(mlc.Container(box.codec, box.width, box.height, box.channels, payload,
+                                      box.params if params is None else params, box.model, box.weights_hash))
+
+    bad = [
+        box.payload[: len(box.payload) // 2],  # truncated base file
+        box.payload[:2] + b"\x00" * 40,  # not the base codec's file
+        bytes([2]) + box.payload[1:],  # unknown layout
+        bytes([1, 0x81]) + box.payload[2:],  # reserved flag bit
+        box.payload[:2],  # no base file at all
+    ]
+    for payload in bad:
+        with pytest.raises(CorruptDataError):
+            c.decode(rebox(payload))
+    for params in ({}, {"quality": 500}, {"quality": "50"}, {"quality": 50, "x": 1}):
+        with pytest.raises(CorruptDataError):
+            c.decode(rebox(box.payload, params))
+    with pytest.raises(CorruptDataError):  # a base image of another size than the header's
+        c.decode(mlc.pack(mlc.Container(box.codec, box.width + 8, box.height, box.channels, box.payload,
+                                        box.params, box.model, box.weights_hash)))
+
+
+def test_base_file_gives_back_the_base_bytes_and_refuses_other_codecs(codecs):
+    from mlcompress import registry
+    from mlcompress.codecs.restored import base_file
+
+    img = _photo()
+    for base, c in codecs.items():
+        assert base_file(c.encode(img, 30)) == (registry.get(base).encode(img, 30), registry.get(base).extension)
+    with pytest.raises(UsageError, match="rle"):
+        base_file(registry.get("rle").encode(img))
+
+
+def test_jpeg_quality_is_read_from_the_quantisation_tables():
+    from PIL import Image
+
+    from mlcompress.codecs.restored import jpeg_quality
+
+    im = Image.fromarray(_photo())
+    for q in (5, 20, 50, 75, 90):
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=q)
+        assert jpeg_quality(buf.getvalue()) == q
+
+
+def _jpeg(img: np.ndarray, **kw) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", **kw)
+    return buf.getvalue()
+
+
+def test_enhance_takes_progressive_grey_and_exif_rotated_jpegs(codecs):
+    from PIL import Image
+
+    from mlcompress.codecs.restored import enhance
+
+    img = _photo()
+    assert enhance(_jpeg(img, quality=30, progressive=True)).shape == img.shape
+    assert enhance(_jpeg(img[:, :, 0], quality=30)).shape == img.shape[:2]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    rotated = enhance(_jpeg(img, quality=30, exif=exif.tobytes()))
+    assert rotated.shape == (img.shape[1], img.shape[0], 3)
+
+
+def test_enhance_refuses_cmyk_jpegs_png_and_non_images(codecs):
+    from PIL import Image
+
+    from mlcompress import registry
+    from mlcompress.codecs.restored import enhance
+
+    buf = io.BytesIO()
+    Image.new("CMYK", (32, 32), (10, 20, 30, 40)).save(buf, format="JPEG")
+    with pytest.raises(UnsupportedError, match="CMYK"):
+        enhance(buf.getvalue())
+    with pytest.raises(UsageError, match="png"):
+        enhance(registry.get("png").encode(_photo()))
+    with pytest.raises(UsageError, match="not an image"):
+        enhance(b"hello, this is text and not a picture at all........")
+
+
+def test_enhance_estimates_avif_and_webp_quality_near_the_one_used(codecs):
+    from mlcompress import registry
+    from mlcompress.codecs.restored import estimate_quality
+
+    from skimage import data
+
+    img = data.astronaut()[:256, 128:384]  # a photo: re-encoding noise would say little
+    for base in ("avif", "webp"):
+        c = registry.get(base)
+        data = c.encode(img, 40)
+        assert abs(estimate_quality(base, c.decode(data), len(data)) - 40) <= 15
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "mlcompress.cli", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_cli_enhance_and_decompress_base_refuse_bad_input_in_one_line_without_output(tmp_path):
+    png = tmp_path / "photo.png"
+    from mlcompress import registry
+
+    png.write_bytes(registry.get("png").encode(_photo()))
+    (tmp_path / "notes.jpg").write_text("not a jpeg")
+    for args in (("enhance", "photo.png"), ("enhance", "notes.jpg"), ("decompress", "--base", "photo.png")):
+        res = _cli(*args, cwd=tmp_path)
+        assert res.returncode != 0, args
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.jpg", "photo.png"]
+
+
+def test_one_training_step_lowers_the_loss_on_a_tiny_set():
+    import torch
+
+    from mlcompress.nn.restore import build
+
+    r = np.random.default_rng(0)
+    clean = r.integers(0, 256, (4, 32, 32, 3)).astype(np.float32) / 255
+    noisy = np.clip(clean + r.normal(0, 0.05, clean.shape), 0, 1).astype(np.float32)
+    x = torch.from_numpy(noisy).permute(0, 3, 1, 2)
+    y = torch.from_numpy(clean).permute(0, 3, 1, 2)
+    q = torch.full((4,), 0.5)
+    torch.manual_seed(0)
+    net = build(8, 3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    with torch.no_grad():
+        before = float(torch.nn.functional.mse_loss(net(x, q) * 255, y * 255))
+    for _ in range(5):
+        loss = torch.nn.functional.mse_loss(net(x, q) * 255, y * 255)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(torch.nn.functional.mse_loss(net(x, q) * 255, y * 255))
+    assert after < before
+
+
+def test_tiled_restoration_equals_one_pass(monkeypatch):
+    import torch
+
+    from mlcompress.nn import restore as rn
+
+    torch.manual_seed(0)
+    net = rn.build(8, 3).eval()
+    torch.nn.init.normal_(net.body[-1].weight, std=0.05)
+    img = _photo(70, 90)
+    whole = rn.restore_image(net, img, 0.4)
+    monkeypatch.setattr(rn, "TILE", 32)
+    assert np.array_equal(rn.restore_image(net, img, 0.4), whole)
+
+
+def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
+    from PIL import Image
+
+    from mlcompress.train.restore import VAL_IMAGES, RestoreConfig, train_restore
+    from mlcompress.weights import read_safetensors
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    r = np.random.default_rng(1)
+    for i in range(VAL_IMAGES + 2):
+        Image.fromarray(r.integers(0, 256, (260, 270, 3), dtype=np.uint8)).save(photos / f"p{i:02d}.png")
+    cfg = RestoreConfig(base="jpeg", data=str(photos), out=str(tmp_path / "r.pt"), steps=2, batch=2, crop=32,
+                        per_image=1, eval_every=1, cache=str(tmp_path / "cache"), progress=False, width=8, depth=3)
+    assert train_restore(cfg, log=lambda *_: None)["step"] == 2
+    from dataclasses import replace
+
+    assert train_restore(replace(cfg, steps=3, resume=True), log=lambda *_: None)["step"] == 3
+    from mlcompress.train.export import export
+
+    rec = export(tmp_path / "r.pt", "restore-jpeg", tmp_path / "w")
+    _, meta, _ = read_safetensors(tmp_path / "w" / "restore-jpeg.safetensors")
+    assert meta["base"] == "jpeg" and rec["steps"] == 3 and rec["held_out_images"] == VAL_IMAGES

@@ -306,3 +306,20 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     rec = export(tmp_path / "r.pt", "restore-jpeg", tmp_path / "w")
     _, meta, _ = read_safetensors(tmp_path / "w" / "restore-jpeg.safetensors")
     assert meta["base"] == "jpeg" and rec["steps"] == 3 and rec["held_out_images"] == VAL_IMAGES
+
+
+def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):
+    from mlcompress import registry
+    from mlcompress.cli import main
+
+    img = _photo()
+    (tmp_path / "p.mlc").write_bytes(codecs["avif"].encode(img, 40))
+    assert main(["decompress", "--base", str(tmp_path / "p.mlc"), "--quiet"]) == 0
+    assert (tmp_path / "p.avif").read_bytes() == registry.get("avif").encode(img, 40)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(_jpeg(img, quality=30))
+    (photos / "b.webp").write_bytes(registry.get("webp").encode(img, 30))
+    (photos / "notes.txt").write_text("ignored")
+    assert main(["enhance", str(photos), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]

@@ -172,12 +172,11 @@ def _decompress_one(src: Path, dst: Path, png_level: int, force: bool) -> FileRe
 
 
 def _enhance_one(src: Path, dst: Path, force: bool) -> FileResult:
-    import mlcompress
     from .codecs.restored import enhance
 
     try:
         data = _read(src)
-        png = mlcompress.get_codec("png").encode(enhance(data))
+        png = png_bytes(enhance(data), PNG_LEVEL)
         storage.make_parent(dst)
         write_atomic(dst, png, force=force)
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the run

@@ -231,9 +231,11 @@ def _decompress_base(args) -> int:
 
     if args.input != "-" and Path(args.input).is_dir():
         raise UsageError("--base works on single files only")
-    data, ext = base_file(_read_input(args.input))
+    with _about(args.input):
+        data, ext = base_file(_read_input(args.input))
     out = args.output or _default_output(args.input, ext, ".base")
     _check_not_same(args.input, out)
+    _check_output(out, args.force)
     _write_output(out, data, args.force)
     if out != "-" and not args.quiet:
         print(f"{args.input} -> {out}: {len(data)} bytes")
@@ -249,10 +251,11 @@ def cmd_enhance(args) -> int:
     out = args.output or _default_output(args.input, ".enhanced.png", "")
     _check_not_same(args.input, out)
     _check_output(out, args.force)
-    img = enhance(_read_input(args.input))
-    import mlcompress
+    from .image import PNG_LEVEL, png_bytes
 
-    _write_output(out, mlcompress.get_codec("png").encode(img), args.force)
+    with _about(args.input):
+        img = enhance(_read_input(args.input))
+    _write_output(out, png_bytes(img, PNG_LEVEL), args.force)
     if out != "-" and not args.quiet:
         print(f"{args.input} -> {out}: {img.shape[1]}x{img.shape[0]}")
     return EXIT_OK
@@ -625,7 +628,14 @@ def cmd_export(args) -> int:
     if not (args.checkpoint and args.name):
         raise UsageError("export needs CHECKPOINT --name NAME, or --runs DIR --arch ARCH")
     rec = export(args.checkpoint, args.name, args.out_dir or WEIGHTS_DIR)
-    print(json.dumps(rec, indent=2))
+    if rec.get("model") == "restore" and args.cells:  # a restoration network's card, from bench cells
+        from .fileio import write_atomic
+        from .train.restore import model_card
+
+        cmd = f"mlcompress export {args.checkpoint} --name {args.name} --cells {args.cells}"
+        card = model_card(rec, args.cells, cmd)
+        write_atomic(Path(args.out_dir or WEIGHTS_DIR) / f"{args.name}.md", card.encode(), force=True)
+    print(json.dumps({k: v for k, v in rec.items() if k not in ("held_out_curve", "train_curve")}, indent=2))
     return EXIT_OK
 
 
@@ -840,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--runs", help="export every RUNS/q<level>.pt of --arch and write the model card")
     x.add_argument("--arch", choices=["factorized", "hyperprior", "hyperprior-ctx"], default="hyperprior")
     x.add_argument("--kodak", help="with --runs: measure these Kodak images for the model card")
-    x.add_argument("--cells", help="with --runs: bench cells.jsonl for JPEG/WebP/AVIF at the same bpp")
+    x.add_argument("--cells", help="with --runs: bench cells.jsonl for JPEG/WebP/AVIF at the same bpp; with a restore-* checkpoint: the cells its model card reads")
     x.set_defaults(func=cmd_export)
     for name, command in sub.choices.items():  # also after the command: `compress x.png --max-pixels N`
         if name != "fuzz":  # which has its own --fuzz-max-pixels

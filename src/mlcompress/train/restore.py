@@ -383,7 +383,7 @@ def export_restore(ck: dict, ckpt: str | Path, name: str, out_dir: str | Path, f
         "train_curve": [r for r in ck.get("history", []) if r["step"] % 500 == 0],
         "weights_sha256": hashlib.sha256(blob).hexdigest(), "weights_bytes": len(blob),
     }
-    write_atomic(out_dir / f"{name}.json", (json.dumps(recipe, indent=2) + "\n").encode(), force=force)
+    write_atomic(Path(out_dir) / f"{name}.json", (json.dumps(recipe, indent=2) + "\n").encode(), force=force)
     return recipe
 
 
@@ -405,3 +405,72 @@ def write_restore_weights(state: dict, base: str, width: int, depth: int, name: 
     if not (force and path.is_file() and path.read_bytes() == blob):
         write_atomic(path, blob, force=force)
     return blob
+
+
+def _kodak_curves(cells_path: str | Path, codec: str, weights: str = "") -> dict:
+    """quality -> mean bpp, PSNR and network use over the cells of ``codec`` in a bench
+    cells.jsonl (only those measured with ``weights`` where given; errors skipped)."""
+    rows: dict = {}
+    for line in Path(cells_path).read_text().splitlines():
+        c = json.loads(line)
+        if c.get("codec") != codec or c.get("error") or (weights and c.get("weights") != weights):
+            continue
+        rows.setdefault(c["quality"], {})[c["image"]] = c
+    return {q: {"images": len(r), "bpp": float(np.mean([c["bpp"] for c in r.values()])),
+                "psnr": float(np.mean([c["psnr"] for c in r.values()]))} for q, r in sorted(rows.items())}
+
+
+def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
+    """The model card of an exported restoration network: recipe, held-out curve, and the Kodak
+    numbers of its codec against its base codec from a bench cells.jsonl."""
+    from ..bench.bdrate import bd_rate
+
+    base = recipe["base"]
+    codec = f"{base}+nn"
+    mine = _kodak_curves(cells_path, codec, f"{recipe['weights_sha256'][:16]}-v1")
+    anchors = {base: _kodak_curves(cells_path, base)}
+    if base == "avif":
+        anchors["avif444"] = _kodak_curves(cells_path, "avif444")
+    lines = [f"# {recipe['name']}: the restoration network of `{codec}`", "",
+             f"Decodes `{base}` files better: a {recipe['depth']}-layer, {recipe['width']}-channel CNN at half "
+             f"resolution, conditioned on the {base} quality (docs/CODECS.md, \"Restored classical codecs\"). "
+             f"Weights: `{recipe['name']}.safetensors`, SHA-256 `{recipe['weights_sha256'][:16]}...`, "
+             f"{recipe['weights_bytes']:,} bytes.", "",
+             "## Training", "",
+             f"- Data: {recipe['data_images']} BSDS500 training photos (`{recipe['data']}`), "
+             f"{recipe['pairs_per_image']} squares of {recipe['square']} px each, downscaled 0.7-1.0 and coded with "
+             f"{base} at qualities stratified over {recipe['qualities']}; {recipe['held_out_images']} photos held out "
+             "for validation. Kodak was not used for training or for choosing the checkpoint.",
+             f"- Loss: {recipe['loss']}. Adam, lr {recipe['lr']} ({recipe['lr_schedule']}), batch {recipe['batch']}, "
+             f"crops {recipe['crop']}, {recipe['threads']} CPU thread(s), seed {recipe['seed']}.",
+             f"- Steps: {recipe['steps']:,} in {recipe['wall_time_s'] / 3600:.2f} h of wall time on a shared 2-core CPU; "
+             f"GPU minutes: 0. Exported: step {recipe['exported_step']:,}, the best held-out gain "
+             f"({recipe['held_out_gain_db']:+.3f} dB).", "",
+             "Held-out PSNR gain over the base decoder (mean over the held-out squares):", "",
+             "| step | base dB | restored dB | gain |", "|---:|---:|---:|---:|"]
+    for e in recipe.get("held_out_curve") or []:
+        lines.append(f"| {e['step']:,} | {e['psnr_base']:.3f} | {e['psnr']:.3f} | {e['gain_db']:+.3f} |")
+    lines += ["", "## Kodak (24 images; bpp from the whole .mlc file)", "",
+              f"| quality | {base} bpp | {base} dB | {codec} bpp | {codec} dB | gain dB |", "|---:|---:|---:|---:|---:|---:|"]
+    for q, m in mine.items():
+        b = anchors[base].get(q)
+        if b:
+            lines.append(f"| {q} | {b['bpp']:.4f} | {b['psnr']:.2f} | {m['bpp']:.4f} | {m['psnr']:.2f} | "
+                         f"{m['psnr'] - b['psnr']:+.2f} |")
+    lines += ["", "BD-rate of the whole curve (negative: fewer bits at equal PSNR):", ""]
+    curve = ([m["bpp"] for m in mine.values()], [m["psnr"] for m in mine.values()])
+    refs = dict(anchors)
+    if base == "avif" and anchors.get("avif444"):
+        both = list(anchors["avif"].values()) + list(anchors["avif444"].values())
+        refs["the better of avif and avif444 at each rate"] = {i: v for i, v in enumerate(both)}
+    for name, ref in refs.items():
+        if not ref or not mine:
+            continue
+        r = ([v["bpp"] for v in ref.values()], [v["psnr"] for v in ref.values()])
+        for rng in ((29.0, 35.0), None):
+            bd = bd_rate(*r, *curve, rng)
+            where = f"{bd.lo:.2f}-{bd.hi:.2f} dB" if not math.isnan(bd.lo) else "no overlap"
+            val = "n/a" if math.isnan(bd.percent) else f"{bd.percent:+.1f} %"
+            lines.append(f"- against {name}, {'29-35 dB' if rng else 'whole overlap'}: {val} (over {where})")
+    lines += ["", f"Measured by `mlcompress bench` (cells in `{cells_path}`); card written by `{command}`.", ""]
+    return "\n".join(lines)

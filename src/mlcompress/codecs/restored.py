@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import container as mlc
 from ..errors import CorruptDataError, Error, UnsupportedError, UsageError
+from ..image import grey_from_rgb
 from ..registry import get, register
 from ..weights import WEIGHTS_DIR
 from .base import Encoded, NativeCodec
@@ -87,8 +88,8 @@ def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None
     with single_torch_thread():
         out = restore_image(net, rgb, normalised_quality(base, quality))
     if grey:
-        out = np.rint(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return out if img.ndim == 2 else out[:, :, None]
+        out = grey_from_rgb(out)
+        return out[:, :, 0] if img.ndim == 2 else out
     return out
 
 
@@ -102,7 +103,7 @@ def _with_channels(img: np.ndarray, shape: tuple) -> np.ndarray:
     coded as RGB is averaged back; any other difference is CorruptDataError."""
     img = img.reshape(img.shape[0], img.shape[1], -1)
     if shape[2] == 1 and img.shape[2] == 3:
-        img = np.rint(img.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        img = grey_from_rgb(img)
     if img.shape != tuple(shape):
         raise CorruptDataError(f"embedded image is {img.shape[1]}x{img.shape[0]}x{img.shape[2]}, "
                                f"header says {shape[1]}x{shape[0]}x{shape[2]}")

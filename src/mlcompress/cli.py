@@ -645,6 +645,15 @@ def _add_cluster(parser, what: str = "with a folder: run") -> None:
                              "N worker processes on this machine (needs mlcompress[cluster]; see README)")
 
 
+def _add_file_options(parser) -> None:
+    """The options that compress, decompress and enhance share: output safety and folder runs."""
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
+    _add_cluster(parser)
+
+
 MAX_PIXELS_HELP = "refuse images with more pixels than this (default 89478485; also $MLCOMPRESS_MAX_PIXELS)"
 
 
@@ -663,11 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output file (default: input name with the codec's extension; - for stdout)")
     c.add_argument("-c", "--codec", help="codec name (see `mlcompress codecs`)")
     c.add_argument("-q", "--quality", help="the codec's quality knob")
-    c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    c.add_argument("--quiet", action="store_true")
-    c.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
-    c.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
-    _add_cluster(c)
+    _add_file_options(c)
     c.add_argument("--resize", type=int, metavar="N",
                    help="cae-thesis only: the thesis's NON-honest protocol, shrink to NxN (e.g. 32) before coding")
     c.set_defaults(func=cmd_compress)
@@ -675,13 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decompress", help="decompress a file to PNG")
     d.add_argument("input", help=".mlc (or JPEG, WebP, ...) file, a folder of them (with -o OUTDIR), or - for stdin")
     d.add_argument("-o", "--output", help="output PNG (default: NAME.decoded.png; - for stdout)")
-    d.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    d.add_argument("--quiet", action="store_true")
-    d.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
-    d.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
+    _add_file_options(d)
     d.add_argument("--png-level", type=int, metavar="0-9",
                    help="zlib level of the PNG (default 6, Pillow's; 9: about 8 %% smaller, 8x the time)")
-    _add_cluster(d)
     d.add_argument("--base", action="store_true",
                    help="write the embedded AVIF/JPEG/WebP file of an +nn file, byte for byte")
     d.set_defaults(func=cmd_decompress)
@@ -689,11 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("enhance", help="restore a JPEG, WebP or AVIF file with a learned network, to PNG")
     n.add_argument("input", help="JPEG/WebP/AVIF file, a folder of them (with -o OUTDIR), or - for stdin")
     n.add_argument("-o", "--output", help="output PNG (default: NAME.enhanced.png; - for stdout)")
-    n.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    n.add_argument("--quiet", action="store_true")
-    n.add_argument("-r", "--recursive", action="store_true", help="with a folder: include subfolders")
-    n.add_argument("-j", "--jobs", type=int, default=1, help="with a folder: worker processes")
-    _add_cluster(n)
+    _add_file_options(n)
     n.set_defaults(func=cmd_enhance)
 
     i = sub.add_parser("info", help="describe a compressed file")

@@ -304,8 +304,16 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     from mlcompress.train.export import export
 
     rec = export(tmp_path / "r.pt", "restore-jpeg", tmp_path / "w")
-    _, meta, _ = read_safetensors(tmp_path / "w" / "restore-jpeg.safetensors")
+    weights = tmp_path / "w" / "restore-jpeg.safetensors"
+    tensors, meta, _ = read_safetensors(weights)
     assert meta["base"] == "jpeg" and rec["steps"] == 3 and rec["held_out_images"] == VAL_IMAGES
+    # exported weights start a new run (the next session's), and a network of another base is refused
+    from mlcompress.train.loop import load_checkpoint
+
+    train_restore(replace(cfg, out=str(tmp_path / "r2.pt"), steps=1, init=str(weights)), log=lambda *_: None)
+    assert load_checkpoint(tmp_path / "r2.pt")["stages"][0]["init"] == str(weights)
+    with pytest.raises(UsageError, match="not a 8x3 restoration network of webp"):
+        train_restore(replace(cfg, base="webp", out=str(tmp_path / "r3.pt"), init=str(weights)), log=lambda *_: None)
 
 
 def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):

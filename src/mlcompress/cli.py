@@ -537,7 +537,7 @@ def _train_restore(args) -> int:
     cfg = RestoreConfig(
         base=args.model.removeprefix("restore-"), data=args.data, out=args.out, steps=args.steps,
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop), lr=_or(args.lr, d.lr),
-        threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed), resume=args.resume,
+        threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed), resume=args.resume, init=args.init,
         eval_every=_or(args.eval_every, d.eval_every), checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet,
     )
@@ -565,7 +565,7 @@ _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "in
 
 
 #: options of the rate-distortion loop that a restoration network has no use for
-_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init", "init_refiner", "N", "M", "refine", "quant", "freeze", "device",
+_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "N", "M", "refine", "quant", "freeze", "device",
                                         "crops", "bf16", "compile", "pieces")}
 
 

@@ -56,6 +56,7 @@ class RestoreConfig:
     threads: int = 1
     seed: int = 0
     resume: bool = False
+    init: str | None = None  # start from these exported weights (restore-<base>.safetensors)
     width: int = 32
     depth: int = 7
     per_image: int = 4
@@ -265,7 +266,17 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
 
     train_pairs, val_pairs, cache = load_pairs(cfg, log)
     torch.manual_seed(cfg.seed)
-    model = build(cfg.width, cfg.depth).to(memory_format=torch.channels_last).train()
+    model = build(cfg.width, cfg.depth)
+    if ck is None and cfg.init:  # exported weights: a run continued in another session
+        from ..weights import read_safetensors
+
+        tensors, meta, _ = read_safetensors(cfg.init)
+        if meta.get("model") != "restore" or meta.get("base") != cfg.base or \
+                (meta.get("width"), meta.get("depth")) != (str(cfg.width), str(cfg.depth)):
+            raise UsageError(f"--init: {cfg.init} is not a {cfg.width}x{cfg.depth} restoration network of {cfg.base}")
+        model.load_state_dict({k: v.float() for k, v in tensors.items()})
+        log(f"init: {cfg.init}")
+    model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed, history, evals, best = 0, 0.0, [], [], None
@@ -279,7 +290,8 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
         stages = ck["stages"]
     cfg_dict = {**asdict(cfg), "kind": "restore"}
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "batch": cfg.batch, "crop": cfg.crop,
-                   "threads": cfg.threads, "seed": cfg.seed, "steps": cfg.steps})
+                   "threads": cfg.threads, "seed": cfg.seed, "steps": cfg.steps,
+                   "init": cfg.init if ck is None else None})
 
     def lr_at(s: int) -> float:
         return cfg.lr if s < 0.75 * cfg.steps else cfg.lr / 10

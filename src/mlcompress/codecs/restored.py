@@ -20,9 +20,11 @@ import numpy as np
 from .. import container as mlc
 from ..errors import CorruptDataError, Error, UnsupportedError, UsageError
 from ..image import grey_from_rgb
+from ..metrics import mse
 from ..registry import get, register
 from ..weights import WEIGHTS_DIR
 from .base import Encoded, NativeCodec
+from .learned import weights_hash
 
 LAYOUT_VERSION = 1
 FLAG_NETWORK = 1
@@ -65,9 +67,7 @@ def load_network(base: str, weights_dir: Path | None = None):
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CorruptDataError(f"{path.name}: weights do not fit the restoration network ({exc})") from None
-        net = net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
-        _models.clear()  # one network per process is plenty (three bases at most)
-        _models[key] = net
+        _models[key] = net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
     return _models[key], digest
 
 
@@ -77,12 +77,14 @@ def normalised_quality(base: str, quality: float) -> float:
     return (float(quality) - lo) / (hi - lo)
 
 
-def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None = None) -> np.ndarray:
-    """The restored uint8 image (HxW grey or HxWx3) of a ``base``-decoded image coded at ``quality``."""
+def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None = None, net=None) -> np.ndarray:
+    """The restored uint8 image (HxW grey or HxWx3) of a ``base``-decoded image coded at ``quality``
+    (with ``net``, or the installed network of ``base``)."""
     from ..nn.restore import restore_image
     from ..threads import single_torch_thread
 
-    net, _ = load_network(base, weights_dir)
+    if net is None:
+        net, _ = load_network(base, weights_dir)
     grey = img.ndim == 2 or img.shape[2] == 1
     rgb = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2) if grey else img
     with single_torch_thread():
@@ -91,11 +93,6 @@ def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None
         out = grey_from_rgb(out)
         return out[:, :, 0] if img.ndim == 2 else out
     return out
-
-
-def _sq_error(a: np.ndarray, b: np.ndarray) -> int:
-    d = a.astype(np.int64) - b.astype(np.int64)
-    return int(np.einsum("i,i->", d.ravel(), d.ravel()))
 
 
 def _with_channels(img: np.ndarray, shape: tuple) -> np.ndarray:
@@ -141,9 +138,7 @@ class Restored(NativeCodec):
         path = weights_file(self.base, self.weights_dir)
         if not path.is_file():
             return ""
-        import hashlib
-
-        return f"{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}-v{LAYOUT_VERSION}"
+        return f"{weights_hash(path).hex()[:16]}-v{LAYOUT_VERSION}"
 
     def expected_weights_hash(self, c: mlc.Container) -> bytes | None:
         if c.model != model_name(self.base):
@@ -156,9 +151,9 @@ class Restored(NativeCodec):
         src = (img[:, :, 0] if 1 in base.channels else np.repeat(img, 3, axis=2)) if grey else img
         data = base.encode(src, quality)
         decoded = _with_channels(base.decode(data), img.shape)
-        restored = restore(decoded, self.base, quality, self.weights_dir)
-        on = _sq_error(img, restored) < _sq_error(img, decoded)
-        _, digest = load_network(self.base, self.weights_dir)
+        net, digest = load_network(self.base, self.weights_dir)
+        restored = restore(decoded, self.base, quality, net=net)
+        on = mse(img, restored) < mse(img, decoded)
         payload = bytes([LAYOUT_VERSION, FLAG_NETWORK if on else 0]) + data
         return Encoded(payload, {"quality": quality}, model_name(self.base), digest)
 

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -181,18 +181,11 @@ def load_pairs(cfg: RestoreConfig, log=print) -> tuple[dict, dict, Path]:
     return out[0], out[1], folder
 
 
-def normalised_quality(base: str, q: float) -> float:
-    """The base codec's quality knob mapped to 0..1, the network's conditioning input."""
-    from ..registry import get
-
-    lo, hi = get(base).quality_range
-    return (float(q) - lo) / (hi - lo)
-
-
 def _batch(pairs: dict, rng: np.random.Generator, n: int, crop: int, base: str):
     """(decoded, original, quality) tensors of n random crops: float N x 3 x crop x crop in 0..1."""
     import torch
 
+    from ..codecs.restored import normalised_quality
     from .loop import to_tensor
 
     count, k = pairs["quality"].shape
@@ -220,6 +213,7 @@ def validate(model, pairs: dict, base: str) -> dict:
     measured on the uint8 images the codec would write."""
     import torch
 
+    from ..codecs.restored import normalised_quality
     from ..metrics import psnr
     from .loop import to_tensor
 
@@ -361,15 +355,6 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
             if step > 0:
                 save_checkpoint(out, state())
     return {"step": step, "elapsed": elapsed, "best": None if best is None else {k: best[k] for k in ("step", "gain_db")}}
-
-
-def resumed_config(path: str | Path, **changes) -> RestoreConfig:
-    """The config a checkpoint was trained with, with ``changes`` applied (for --resume)."""
-    from .loop import load_checkpoint
-
-    saved = dict(load_checkpoint(path)["config"])
-    saved.pop("kind", None)
-    return replace(RestoreConfig(**saved), **changes)
 
 
 def export_restore(ck: dict, ckpt: str | Path, name: str, out_dir: str | Path, force: bool = True) -> dict:

@@ -284,6 +284,29 @@ def test_tiled_restoration_equals_one_pass(monkeypatch):
     assert np.array_equal(rn.restore_image(net, img, 0.4), whole)
 
 
+def test_widened_network_computes_the_same_image_and_every_new_weight_can_learn():
+    import torch
+
+    from mlcompress.nn import restore as rn
+
+    torch.manual_seed(0)
+    net = rn.build(8, 4).eval()
+    torch.nn.init.normal_(net.body[-1].weight, std=0.05)
+    wide = rn.build(20, 4).eval()
+    wide.load_state_dict(rn.widen(net.state_dict(), 20))
+    x, q = torch.rand(1, 3, 24, 24), torch.tensor([0.3])
+    with torch.no_grad():
+        assert torch.allclose(wide(x, q), net(x, q), atol=1e-6)
+    wide(x, q).square().sum().backward()
+    for i, layer in enumerate(c for c in wide.body if isinstance(c, torch.nn.Conv2d)):
+        if i < 3:  # each new hidden channel reads the layer below with non-zero weights
+            assert layer.weight[8:].abs().sum() > 0
+        if i > 0:  # and is read by the layer above through zero weights that get a gradient
+            assert layer.weight[:, 8:].abs().sum() == 0 and layer.weight.grad[:, 8:].abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot widen"):
+        rn.widen(wide.state_dict(), 8)
+
+
 def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     from PIL import Image
 
@@ -312,8 +335,12 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
 
     train_restore(replace(cfg, out=str(tmp_path / "r2.pt"), steps=1, init=str(weights)), log=lambda *_: None)
     assert load_checkpoint(tmp_path / "r2.pt")["stages"][0]["init"] == str(weights)
-    with pytest.raises(UsageError, match="not a 8x3 restoration network of webp"):
+    with pytest.raises(UsageError, match="not a restoration network of webp"):
         train_restore(replace(cfg, base="webp", out=str(tmp_path / "r3.pt"), init=str(weights)), log=lambda *_: None)
+    with pytest.raises(UsageError, match="at most 4 channels"):  # narrowing is not offered
+        train_restore(replace(cfg, width=4, out=str(tmp_path / "r4.pt"), init=str(weights)), log=lambda *_: None)
+    train_restore(replace(cfg, width=12, out=str(tmp_path / "r5.pt"), steps=1, init=str(weights)), log=lambda *_: None)
+    assert load_checkpoint(tmp_path / "r5.pt")["model"]["body.0.weight"].shape[0] == 12
 
 
 def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):

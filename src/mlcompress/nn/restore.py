@@ -59,6 +59,30 @@ def build(width: int = WIDTH, depth: int = DEPTH):
     return RestoreNet()
 
 
+def widen(state: dict, width: int) -> dict:
+    """The state dict of a ``width``-channel network that computes exactly what the narrower
+    network ``state`` computes (function-preserving widening, as nn/widen.py does for the
+    hyperprior's latent): every old weight keeps its place, each new hidden channel reads the
+    layer below with the fresh network's initial weights and feeds the layer above through zero
+    weights, so it changes nothing until training gives it a use."""
+    torch = _torch()
+    old = state["body.0.weight"].shape[0]
+    if width < old:
+        raise ValueError(f"cannot widen a {old}-channel network to {width} channels")
+    convs = sorted({int(k.split(".")[1]) for k in state})
+    fresh = build(width, len(convs)).state_dict()
+    out = {}
+    for i, c in enumerate(convs):
+        w, b = fresh[f"body.{c}.weight"].clone(), fresh[f"body.{c}.bias"].clone()
+        if i > 0:  # the new input channels (the layer below's new outputs) are read with zeros
+            w[:, old:] = 0
+        ow, ob = state[f"body.{c}.weight"], state[f"body.{c}.bias"]
+        w[: ow.shape[0], : ow.shape[1]] = ow
+        b[: ob.shape[0]] = ob
+        out[f"body.{c}.weight"], out[f"body.{c}.bias"] = w, b
+    return out
+
+
 def halo(depth: int) -> int:
     """Full-resolution pixels of context each side that a tile needs (even, >= the receptive field)."""
     return 2 * depth + 2

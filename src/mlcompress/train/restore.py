@@ -265,11 +265,15 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
         from ..weights import read_safetensors
 
         tensors, meta, _ = read_safetensors(cfg.init)
-        if meta.get("model") != "restore" or meta.get("base") != cfg.base or \
-                (meta.get("width"), meta.get("depth")) != (str(cfg.width), str(cfg.depth)):
-            raise UsageError(f"--init: {cfg.init} is not a {cfg.width}x{cfg.depth} restoration network of {cfg.base}")
-        model.load_state_dict({k: v.float() for k, v in tensors.items()})
-        log(f"init: {cfg.init}")
+        if meta.get("model") != "restore" or meta.get("base") != cfg.base or meta.get("depth") != str(cfg.depth) \
+                or not str(meta.get("width", "")).isdigit() or int(meta["width"]) > cfg.width:
+            raise UsageError(f"--init: {cfg.init} is not a restoration network of {cfg.base} with depth {cfg.depth} "
+                             f"and at most {cfg.width} channels")
+        from ..nn.restore import widen
+
+        model.load_state_dict(widen({k: v.float() for k, v in tensors.items()}, cfg.width))
+        log(f"init: {cfg.init}" + (f" (widened {meta['width']} -> {cfg.width} channels)"
+                                   if int(meta["width"]) < cfg.width else ""))
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)

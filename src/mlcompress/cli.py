@@ -538,7 +538,7 @@ def _train_restore(args) -> int:
         base=args.model.removeprefix("restore-"), data=args.data, out=args.out, steps=args.steps,
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop), lr=_or(args.lr, d.lr),
         threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed), resume=args.resume, init=args.init,
-        eval_every=_or(args.eval_every, d.eval_every), checkpoint_minutes=args.checkpoint_minutes,
+        width=_or(args.width, d.width), eval_every=_or(args.eval_every, d.eval_every), checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet,
     )
     res = train_restore(cfg)
@@ -564,6 +564,9 @@ _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "in
               "compile": "--compile", "pieces": "--pieces"}
 
 
+#: options only the restoration trainer reads
+_RESTORE_ONLY = {"width": "--width"}
+
 #: options of the rate-distortion loop that a restoration network has no use for
 _RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "N", "M", "refine", "quant", "freeze", "device",
                                         "crops", "bf16", "compile", "pieces")}
@@ -573,8 +576,8 @@ def cmd_train(args) -> int:
     trainer = TRAINERS.get(args.model)
     if trainer is None:
         raise UsageError(f"unknown model {args.model!r}; trainable models: {', '.join(sorted(TRAINERS))}")
-    foreign = (_LOOP_ONLY if trainer is _train_cae_thesis
-               else {**_CAE_ONLY, **_RD_ONLY} if trainer is _train_restore else _CAE_ONLY)
+    foreign = ({**_LOOP_ONLY, **_RESTORE_ONLY} if trainer is _train_cae_thesis
+               else {**_CAE_ONLY, **_RD_ONLY} if trainer is _train_restore else {**_CAE_ONLY, **_RESTORE_ONLY})
     given = [flag for dest, flag in foreign.items() if getattr(args, dest) not in (None, False)]
     if given:
         hint = "" if trainer is _train_cae_thesis else " (--steps is the total step count)"
@@ -740,6 +743,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "resolution (nn.models.Refiner; 0: none, the default); with --init from weights "
                         "without one it starts as the identity")
     t.add_argument("--crop", type=int, help="factorized/hyperprior: crop size (default 128)")
+    t.add_argument("--width", type=int, help="restore-*: channels of the network (default 32); wider than "
+                   "--init's network: it is widened, computing the same image until trained further")
     t.add_argument("--quant", choices=QUANT_MODES,
                    help="factorized/hyperprior: the latent the decoder trains on: noisy (default) or rounded "
                         "with a straight-through gradient (the rate always uses the noisy one)")

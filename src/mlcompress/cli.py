@@ -500,11 +500,13 @@ def _train_cae_thesis(args) -> int:
 
 
 def _train_learned(args) -> int:
-    """`mlcompress train factorized|hyperprior`: the rate-distortion loop (train/loop.py)."""
-    from .train.loop import TrainConfig, train
+    """`mlcompress train factorized|hyperprior|hyperprior-ctx[-vr]`: the rate-distortion loop
+    (train/loop.py); the variable-rate model takes no --lambda (it trains every level's)."""
+    from .train.loop import TrainConfig, train, variable_rate
 
     data = args.data or args.crops  # a crops pack stands for the folder it was made from
-    missing = [o for o, v in (("--data", data), ("--lambda", args.lmbda), ("--steps", args.steps),
+    need_lambda = not variable_rate(args.model)
+    missing = [o for o, v in (("--data", data), ("--lambda", args.lmbda if need_lambda else 0), ("--steps", args.steps),
                               ("--out", args.out)) if v is None]
     if missing:
         raise UsageError(f"train {args.model} needs {', '.join(missing)}")
@@ -550,7 +552,7 @@ def _train_restore(args) -> int:
 
 #: `mlcompress train MODEL`: one entry per trainable model (other trainers add theirs here).
 TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hyperprior": _train_learned,
-            "hyperprior-ctx": _train_learned, "restore-avif": _train_restore, "restore-jpeg": _train_restore,
+            "hyperprior-ctx": _train_learned, "hyperprior-ctx-vr": _train_learned, "restore-avif": _train_restore, "restore-jpeg": _train_restore,
             "restore-webp": _train_restore}
 
 
@@ -728,7 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default checkpoints/MODEL)")
     t.add_argument("--quiet", action="store_true")
     # factorized / hyperprior (train/loop.py)
-    t.add_argument("--lambda", dest="lmbda", type=float, help="factorized/hyperprior: rate-distortion weight")
+    t.add_argument("--lambda", dest="lmbda", type=float,
+                   help="factorized/hyperprior: rate-distortion weight (hyperprior-ctx-vr takes none: it trains "
+                        "every level's, one per batch)")
     t.add_argument("--steps", type=int, help="factorized/hyperprior: total steps (a resumed run counts done ones)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint given by --out")
     t.add_argument("--init", help="start from these weights (.pt checkpoint or .safetensors)")

@@ -4,7 +4,9 @@
 They only wire :mod:`mlcompress.nn.models` to the container; torch is imported lazily. The
 quality knob is the index (1..6) of the rate-distortion weight lambda the weights were trained
 with; each level is one weights file ``weights/<codec>-q<level>.safetensors`` (a codec may ship
-fewer levels than the table has; the others are refused as not installed).
+fewer levels than the table has; the others are refused as not installed). ``hyperprior-ctx-vr``
+is one weights file for every level, and takes any quality in 1..6 (gain vectors interpolated
+between the levels, nn.models.GainedContextHyperprior); its files record the quality.
 
 Payload (docs/CODECS.md, "Learned codecs"), little-endian::
 
@@ -23,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import re
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +103,7 @@ class _Learned(NativeCodec):
         path = weights_path(self.model_name(self.check_quality(quality)), self._dir())
         return f"{weights_hash(path).hex()[:16]}-v{LAYOUT_VERSION}" if path.is_file() else ""
 
-    def model_name(self, quality: int) -> str:
+    def model_name(self, quality) -> str:
         return f"{self.arch}-q{int(quality)}"
 
     def _dir(self) -> Path:
@@ -139,7 +143,7 @@ class _Learned(NativeCodec):
                 raise UnsupportedError(
                     f"{self.name} refines images of up to {REFINE_MAX_PIXELS / 1e6:.1f} megapixels "
                     f"(this one is {h * w / 1e6:.1f}); use {self.file_codec}, which codes any size")
-            lat = refine(model, x, LAMBDAS[int(quality) - 1], self.refine_steps,
+            lat = refine(model, x, self.lmbda(quality), self.refine_steps,
                          through_refiner=self.refine_revision > 1)
             enc = model.compress_latents(lat)
         else:
@@ -150,8 +154,12 @@ class _Learned(NativeCodec):
             out += struct.pack("<I", len(s)) + s
         # the post-filter is fitted on exactly what the decoder will reconstruct
         decoded = self._reconstruct(model, enc["strings"], x.shape[-2], x.shape[-1])[:h, :w]
-        out += postfilter.pack(postfilter.fit(rgb[:h, :w], decoded, LAMBDAS[int(quality) - 1]))
+        out += postfilter.pack(postfilter.fit(rgb[:h, :w], decoded, self.lmbda(quality)))
         return Encoded(bytes(out), {"quality": int(quality)}, model=name, weights_hash=digest)
+
+    def lmbda(self, quality) -> float:
+        """The rate-distortion weight a quality codes for (the post-filter and refinement use it)."""
+        return LAMBDAS[int(quality) - 1]
 
     # ------------------------------------------------------------------ decode
 
@@ -299,3 +307,66 @@ class HyperpriorContextRefinedCodec(_Refining, HyperpriorContextCodec):
     format_name = "hyperprior-ctx"
     description = (f"learned: hyperprior-ctx with per-image latent refinement (SGA, {_Refining.refine_steps} "
                    "steps) at encode time; writes hyperprior-ctx files, slow to encode")
+
+
+#: one variable-rate model is shared by every quality: its ``quality`` is set, then used, under this lock
+_VR_LOCK = threading.Lock()
+
+
+@register
+class HyperpriorContextVRCodec(HyperpriorContextCodec):
+    """hyperprior-ctx at every rate from one network (nn.models.GainedContextHyperprior, Cui et al.
+    2021): per-level gain vectors on the latent, interpolated exponentially between the levels,
+    so any quality in 1..6 works. Files carry the quality in their params, which the decoder needs
+    for the inverse gains; the streams are coded as hyperprior-ctx codes them."""
+
+    name = "hyperprior-ctx-vr"
+    arch = "hyperprior-ctx-vr"
+    quality_integer = False
+    quality_help = (f"quality 1..{len(LAMBDAS)}, any value (higher is better; the integers are the trained "
+                    f"lambdas {', '.join(map(str, LAMBDAS))}, values between interpolate them)")
+    description = ("learned: hyperprior-ctx as one variable-rate model (gain vectors per lambda, Cui et al. 2021): "
+                   "any quality in 1..6, ANS-coded")
+
+    @property
+    def bench_qualities(self) -> tuple[float, ...]:  # type: ignore[override]
+        """The six trained levels and the halfway points between them."""
+        return tuple(1 + i / 2 for i in range(2 * len(LAMBDAS) - 1))
+
+    def model_name(self, quality=None) -> str:
+        return self.arch
+
+    def lmbda(self, quality) -> float:
+        """The lambdas of the levels interpolated as the gains are: exponentially."""
+        q = float(quality)
+        lo = min(int(q), len(LAMBDAS) - 1)
+        t = q - lo
+        return math.exp((1 - t) * math.log(LAMBDAS[lo - 1]) + t * math.log(LAMBDAS[lo]))
+
+    def unavailable_reason(self) -> str | None:
+        reason = super().unavailable_reason()
+        return reason and reason.replace(f"{self.arch}-q*", self.arch)
+
+    def encode_payload(self, img: np.ndarray, quality) -> Encoded:
+        with _VR_LOCK:
+            self._model_for(self.arch)[0].quality = float(quality)
+            enc = super().encode_payload(img, quality)
+        return Encoded(enc.payload, {"quality": float(quality)}, enc.model, enc.weights_hash)
+
+    def _parse_model(self, c: mlc.Container) -> str:
+        if c.model != self.arch:
+            raise CorruptDataError(f"unknown model {c.model!r} for codec {self.name!r}")
+        return c.model
+
+    def _quality_of(self, c: mlc.Container) -> float:
+        q = c.params.get("quality")
+        lo, hi = self.quality_range
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not lo <= q <= hi:
+            raise CorruptDataError(f"{self.name} file params need a quality in {lo}..{hi}, got {q!r}")
+        return float(q)
+
+    def decode_payload(self, c: mlc.Container) -> np.ndarray:
+        q = self._quality_of(c)
+        with _VR_LOCK:
+            self._model_for(self._parse_model(c))[0].quality = q
+            return super().decode_payload(c)

@@ -176,16 +176,24 @@ class _Decoder(nn.Module):
     #: return x_hat None (set by train())
     synthesis_in_training = True
 
+    def _gain(self, y: torch.Tensor) -> torch.Tensor:
+        """y as the entropy model codes it: g_a's output as it is (a variable-rate model scales it)."""
+        return y
+
+    def _inverse_gain(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The coded latents as g_s reads them: as they are (a variable-rate model rescales them)."""
+        return y_hat
+
     @torch.no_grad()
     def decompress(self, strings: list[bytes], shape) -> torch.Tensor:
-        y_hat = self._latents(strings, shape)
+        y_hat = self._inverse_gain(self._latents(strings, shape))
         with single_thread():
             return self.g_s(y_hat).clamp_(0, 1)
 
     @torch.no_grad()
     def decompress_uint8(self, strings: list[bytes], shape):
         """The decoded image as H x W x 3 uint8 (what the codec writes), tiled for large images."""
-        y_hat = self._latents(strings, shape)
+        y_hat = self._inverse_gain(self._latents(strings, shape))
         with single_thread():
             return synthesise_uint8(self.g_s, y_hat)
 
@@ -298,7 +306,7 @@ class MeanScaleHyperprior(_Decoder):
     def latents(self, x: torch.Tensor) -> tuple:
         """(y, z): what the encoder codes (before rounding)."""
         with single_thread():
-            y = analyse(self.g_a, x)
+            y = self._gain(analyse(self.g_a, x))
             return y, self.h_a(y)
 
     @torch.no_grad()
@@ -318,7 +326,7 @@ class MeanScaleHyperprior(_Decoder):
         y_q, scales, means = self._soft_y(y, scales, means, quantise)
         bits = -torch.log2(self.gaussian_conditional.likelihood(y_q, scales, means)).sum()
         bits = bits - torch.log2(self.entropy_bottleneck.likelihood(z_q)).sum()
-        return self.g_s(y_q), bits
+        return self.g_s(self._inverse_gain(y_q)), bits
 
     def _soft_y(self, y, scales, means, quantise) -> tuple:
         """(y rounded by ``quantise`` relative to the means, scales, means) for soft_rd."""
@@ -421,7 +429,7 @@ class ContextHyperprior(MeanScaleHyperprior):
     def forward(self, x: torch.Tensor) -> dict:
         from ..entropy.quantize import add_noise, round_ste
 
-        y = self.g_a(x)
+        y = self._gain(self.g_a(x))
         z = self.h_a(y)
         z_hat, z_lik = self.entropy_bottleneck(z, decoder=self.train_quant)
         scales, means = self.h_s(z_hat).chunk(2, 1)
@@ -434,7 +442,7 @@ class ContextHyperprior(MeanScaleHyperprior):
             y_hat, scales, means = self._context(scales, means, lambda s, m, sc, mu: torch.round(self._group(y, s) - mu) + mu)
             y_lik = self.gaussian_conditional.likelihood(y_hat, scales, means)
             y_dec = y_hat
-        x_hat = self.g_s(y_dec) if self.synthesis_in_training or not self.training else None
+        x_hat = self.g_s(self._inverse_gain(y_dec)) if self.synthesis_in_training or not self.training else None
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
     @torch.no_grad()
@@ -480,7 +488,72 @@ class ContextHyperprior(MeanScaleHyperprior):
         return self._context(scales, means, lambda s, m, sc, mu: quantise(self._group(y, s) - mu) + mu)
 
 
-MODELS = {"factorized": FactorizedPrior, "hyperprior": MeanScaleHyperprior, "hyperprior-ctx": ContextHyperprior}
+class GainedContextHyperprior(ContextHyperprior):
+    """ContextHyperprior at every rate: one network, one gain vector per trained lambda. Cui et
+    al., "Asymmetric gained deep image compression with continuous rate adaptation", CVPR 2021
+    (https://arxiv.org/abs/2003.02012)::
+
+        y = g_a(x) * gain(q)               (B,M,h,w) times (M,): each channel's quantisation step 1/gain
+        y_hat coded as ContextHyperprior codes y (z = h_a(y), context passes, unit bins)
+        x_hat = g_s(y_hat * inverse_gain(q))
+
+    ``log_gain`` and ``log_inverse_gain`` (LEVELS x M) hold the logarithms of the gain vectors of
+    the trained levels 1..LEVELS (the lambdas of codecs.learned.LAMBDAS, which training draws one
+    per batch). A quality q in [1, LEVELS] between levels l and l + 1 (t = q - l) takes
+    ``gain = gain_l^(1-t) * gain_{l+1}^t``, the exponential interpolation of the paper, i.e. the
+    linear one of the logarithms; an integer q takes its level's vectors exactly. ``quality`` is
+    the level the transforms use (set by the codec before coding, by training per batch).
+
+    The gains act on y only: the hyper latent z is h_a of the scaled y, and the entropy coding
+    (h_s, the context nets, the tables) runs on the scaled, unit-step latents, so encoder and
+    decoder need not agree on the gains bit for bit: only g_s reads the inverse gains.
+    """
+
+    #: trained levels (rows of the gain tables)
+    LEVELS = 6
+
+    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, slices: int = ContextHyperprior.SLICES):
+        super().__init__(N, M, refine, slices)
+        self.log_gain = nn.Parameter(torch.zeros(self.LEVELS, M))
+        self.log_inverse_gain = nn.Parameter(torch.zeros(self.LEVELS, M))
+        self.quality: float = 1.0
+
+    def init_gains(self, lambdas, lmbda: float) -> None:
+        """Gains for transforms trained at ``lmbda``: 1 where a level's lambda is ``lmbda``, and
+        per level the constant sqrt(lambda_l / lmbda) (its inverse on the way back). At high rate
+        the best quantisation step of a loss ``lambda * MSE + bits`` goes as 1/sqrt(lambda)."""
+        import math
+
+        if len(lambdas) != self.LEVELS:
+            raise ValueError(f"{len(lambdas)} lambdas for {self.LEVELS} levels")
+        with torch.no_grad():
+            for i, lam in enumerate(lambdas):
+                self.log_gain[i].fill_(0.5 * math.log(lam / lmbda))
+                self.log_inverse_gain[i].fill_(-0.5 * math.log(lam / lmbda))
+
+    def gains(self, quality: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gain, inverse gain), each 1 x M x 1 x 1, of a quality in [1, LEVELS]."""
+        q = float(self.quality if quality is None else quality)
+        if not 1 <= q <= self.LEVELS:
+            raise ValueError(f"quality {q} is outside 1..{self.LEVELS}")
+        lo = min(int(q), self.LEVELS - 1)
+        t = q - lo
+        if t == 0:
+            g, ig = self.log_gain[lo - 1], self.log_inverse_gain[lo - 1]
+        else:
+            g = (1 - t) * self.log_gain[lo - 1] + t * self.log_gain[lo]
+            ig = (1 - t) * self.log_inverse_gain[lo - 1] + t * self.log_inverse_gain[lo]
+        return torch.exp(g)[None, :, None, None], torch.exp(ig)[None, :, None, None]
+
+    def _gain(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.gains()[0]
+
+    def _inverse_gain(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return y_hat * self.gains()[1]
+
+
+MODELS = {"factorized": FactorizedPrior, "hyperprior": MeanScaleHyperprior, "hyperprior-ctx": ContextHyperprior,
+          "hyperprior-ctx-vr": GainedContextHyperprior}
 
 
 def build(name: str, N: int, M: int, refine: int = 0) -> nn.Module:

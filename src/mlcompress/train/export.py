@@ -3,7 +3,7 @@
 ``export(ckpt, name)`` rounds the float weights to float16 (halving the file), reloads them as
 float32, freezes the entropy tables with ``update()`` *on those weights*, and writes
 ``<name>.safetensors`` (float16 weights, int32 tables, float32 scale table; metadata: model,
-N, M, lambda) and ``<name>.json`` (the training recipe and final training numbers). Reading them back is
+N, M, lambda, or lambdas, a JSON list, for a variable-rate model) and ``<name>.json`` (the training recipe and final training numbers). Reading them back is
 :func:`mlcompress.weights.load_weights`, below the codecs that decode with them.
 """
 
@@ -37,8 +37,10 @@ def _canonical(blob: bytes) -> bytes:
     return struct.pack("<Q", len(header)) + header + blob[8 + n :]
 
 
-def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> bytes:
+def write_weights(model, name: str, lmbda, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> bytes:
     """Freeze ``model`` (float16-rounded, tables from ``update()``) into ``out_dir/<name>.safetensors``.
+
+    ``lmbda``: the lambda it was trained with, or a variable-rate model's lambdas of its levels.
 
     Returns the file's bytes. ``model`` is modified in place (rounded weights, frozen tables). A file
     already there with the same tensors and metadata is left as it is (and its bytes returned).
@@ -56,7 +58,11 @@ def write_weights(model, name: str, lmbda: float, out_dir: str | Path = WEIGHTS_
     for k, v in model.state_dict().items():
         v = v.detach().contiguous()
         tensors[k] = v.half() if v.is_floating_point() and "scale_table" not in k else v
-    meta = {"model": arch, "N": str(model.N), "M": str(model.M), "lambda": repr(lmbda), "name": name}
+    meta = {"model": arch, "N": str(model.N), "M": str(model.M), "name": name}
+    if isinstance(lmbda, (list, tuple)):
+        meta["lambdas"] = json.dumps(list(lmbda))
+    else:
+        meta["lambda"] = repr(lmbda)
     if model.refine:  # weights without a Refiner keep the metadata (and so the bytes) they had
         meta["refine"] = str(model.refine)
     blob = _canonical(save(tensors, metadata=meta))
@@ -138,11 +144,12 @@ def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force
         raise CorruptDataError(f"{ckpt} holds weights but not their training record ({', '.join(missing)})")
     cfg = ck["config"]
     model = model_from_checkpoint(ck)
-    blob = write_weights(model, name, cfg["lmbda"], out_dir, force)
+    lambdas = next((s["lambdas"] for s in reversed(ck.get("stages") or []) if "lambdas" in s), None)
+    blob = write_weights(model, name, cfg["lmbda"] if lambdas is None else lambdas, out_dir, force)
     hist = ck["history"]
     recipe = {
         "name": name, "model": cfg["model"], "N": cfg["N"], "M": cfg["M"], "refine": cfg.get("refine", 0),
-        "lambda": cfg["lmbda"],
+        **({"lambda": cfg["lmbda"]} if lambdas is None else {"lambdas": lambdas}),
         "loss": "lambda * 255^2 * MSE + bpp (estimated)",
         "data": str(cfg["data"]), "data_images": ck.get("data_images"),
         "crop": cfg["crop"], "batch": cfg["batch"], "lr": cfg["lr"], "seed": cfg["seed"],

@@ -1,7 +1,10 @@
 """The rate-distortion training loop with exact resume.
 
 Loss (per batch): ``lambda * 255**2 * MSE(x, x_hat) + bpp`` where bpp is the model's estimated
-rate ``sum(-log2 likelihoods) / pixels`` and x, x_hat are float RGB in 0..1.
+rate ``sum(-log2 likelihoods) / pixels`` and x, x_hat are float RGB in 0..1. A variable-rate model
+(one with gain vectors per level, nn.models.GainedContextHyperprior) has no single lambda: each
+batch draws a level uniformly from codecs.learned.LAMBDAS and trains with that level's gains and
+lambda; its fixed-crop losses are the means over the levels (each level's kept beside them).
 
 A checkpoint (one file, written atomically every ``checkpoint_minutes``) holds the config, the
 model, the Adam state, the step, the elapsed time, the numpy and torch RNG states and the loss
@@ -33,7 +36,7 @@ from ..interrupt import sigterm_as_interrupt
 class TrainConfig:
     model: str
     data: str
-    lmbda: float
+    lmbda: float | None  # None for a variable-rate model, which trains every level of LAMBDAS
     steps: int
     out: str
     N: int = 64
@@ -75,6 +78,10 @@ FREEZE_MODES = ("", "transforms", "all-but-synthesis", "all-but-refiner")
 #: learning-rate warm-up (linear, in steps) of a run resumed from a checkpoint whose optimizer
 #: state was dropped to fit (train.pieces): Adam's moments start again from zero
 WARMUP_STEPS = 200
+
+#: a variable-rate model's gain vectors train at this multiple of the learning rate: they are few
+#: and start from a rule of thumb (GainedContextHyperprior.init_gains), the transforms from trained weights
+GAIN_LR_SCALE = 10.0
 
 #: where ``--device`` can train. Checkpoints hold CPU tensors either way, so a run can resume on
 #: the other; resuming is exact on the CPU (CUDA kernels may not be deterministic)
@@ -242,7 +249,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError("--freeze all-but-refiner needs a Refiner to train: give --refine CHANNELS")
     if cfg.model not in MODELS:
         raise UsageError(f"unknown model {cfg.model!r}; trainable: {', '.join(sorted(MODELS))}")
-    for flag, value in (("--lambda", cfg.lmbda), ("--checkpoint-minutes", cfg.checkpoint_minutes),
+    if variable_rate(cfg.model):
+        if cfg.lmbda is not None:
+            raise UsageError(f"{cfg.model} trains every lambda of its levels (one per batch): give no --lambda")
+    else:
+        require_positive("--lambda", cfg.lmbda)
+    for flag, value in (("--checkpoint-minutes", cfg.checkpoint_minutes),
                         ("--time-limit", cfg.time_limit_minutes), ("clip", cfg.clip)):
         require_positive(flag, value)
     if not (math.isfinite(cfg.lr) and cfg.lr >= 0):  # 0 copies --init (and --init-refiner) unchanged
@@ -259,6 +271,37 @@ def check_config(cfg: TrainConfig) -> None:
     slices = getattr(MODELS[cfg.model], "SLICES", None)
     if slices and cfg.M % slices:
         raise UsageError(f"--M must be a multiple of {slices} for {cfg.model} (its channel groups), got {cfg.M}")
+
+
+def variable_rate(model_name: str) -> bool:
+    """Whether the architecture trains every level at once (gain vectors per level)."""
+    from ..nn.models import MODELS
+
+    return hasattr(MODELS.get(model_name), "LEVELS")
+
+
+def _lambdas(cfg: TrainConfig) -> tuple:
+    """The lambdas a step draws from: the levels' (codecs.learned.LAMBDAS) for a variable-rate
+    model, else (cfg.lmbda,)."""
+    if not variable_rate(cfg.model):
+        return (cfg.lmbda,)
+    from ..codecs.learned import LAMBDAS
+
+    return LAMBDAS
+
+
+def _source_lambda(path: str | Path) -> float | None:
+    """The lambda the weights or checkpoint at ``path`` were trained with (None: not one)."""
+    if str(path).endswith(".safetensors"):
+        from ..weights import read_safetensors
+
+        value = read_safetensors(path)[1].get("lambda")
+    else:
+        value = load_checkpoint(path)["config"].get("lmbda")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
@@ -292,6 +335,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if ck is None and cfg.init:
         src, init_step = _load_with_step(cfg.init)
         init_from(model, src, log)
+        if hasattr(model, "init_gains") and type(src) is not type(model):
+            lam = _source_lambda(cfg.init)
+            if lam is None:
+                raise UsageError(f"--init: {cfg.init} does not say which lambda it was trained with")
+            model.init_gains(_lambdas(cfg), lam)
+            log(f"init: gains of every level from lambda {lam} (1 at that lambda, sqrt(lambda_l / {lam}) elsewhere)")
         init = {"path": str(cfg.init), "step": init_step, **_weights_provenance(cfg.init)}
     if ck is None and cfg.init_refiner:
         src, src_step = _load_with_step(cfg.init_refiner)
@@ -320,7 +369,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
         bf16_transforms(model, torch.device(cfg.device).type)
     fwd = torch.compile(model) if cfg.compile else model  # the training step's; evaluation uses model
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, fused=cfg.device == "cuda")
+    gains = [p for n, p in model.named_parameters() if p.requires_grad and "gain" in n]
+    groups = [{"params": [p for p in params if all(p is not g for g in gains)], "lr_scale": 1.0}]
+    if gains:
+        groups.append({"params": gains, "lr_scale": GAIN_LR_SCALE})
+    opt = torch.optim.Adam(groups, lr=cfg.lr, fused=cfg.device == "cuda")
+    for g in opt.param_groups:
+        g["lr"] = cfg.lr * g["lr_scale"]
+    lambdas = _lambdas(cfg)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed, history = 0, 0.0, []
     warm_from = None  # the step where a fresh optimizer's learning-rate warm-up began
@@ -333,7 +389,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             warm_from = ck["step"]
             log(f"optimizer state was dropped: Adam starts afresh, lr warmed up over {WARMUP_STEPS} steps")
         for g in opt.param_groups:
-            g["lr"] = cfg.lr
+            g["lr"] = cfg.lr * g.get("lr_scale", 1.0)
         rng.bit_generator.state = ck["numpy_rng"]
         torch.set_rng_state(ck["torch_rng"])
         if cfg.device == "cuda" and ck.get("cuda_rng") is not None:
@@ -354,11 +410,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
         fixed = fixed.to(cfg.device)
     evals = ck.get("evals", []) if ck is not None else []
     if fixed is not None and (not evals or evals[-1]["step"] != step):  # where this run starts from
-        evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
+        evals.append({"step": step, **fixed_crop_loss(model, fixed, lambdas)})
         if not cfg.progress:
             _log_eval(log, evals[-1])
     cfg_dict = asdict(cfg)
-    stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "lambda": cfg.lmbda, "batch": cfg.batch,
+    stages.append({"from_step": step, "to_step": step, "lr": cfg.lr,
+                   **({"lambda": cfg.lmbda} if len(lambdas) == 1 else
+                      {"lambdas": list(lambdas), "gain_lr_scale": GAIN_LR_SCALE}), "batch": cfg.batch,
                    "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
                    "quant": cfg.quant, "freeze": cfg.freeze, "init": init,
                    **{k: v for k, v in (("device", cfg.device), ("crops", cfg.crops), ("bf16", cfg.bf16),
@@ -405,7 +463,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     x = data.batch(cfg.batch)
                 else:
                     x = to_tensor(data.batch(rng, cfg.batch)).to(cfg.device, non_blocking=True)
-                res = rd_loss(fwd(x), x, cfg.lmbda)
+                lmbda = lambdas[0]
+                if len(lambdas) > 1:  # a variable-rate model: this batch's level
+                    level = int(rng.integers(len(lambdas)))
+                    model.quality, lmbda = level + 1, lambdas[level]
+                res = rd_loss(fwd(x), x, lmbda)
                 opt.zero_grad(set_to_none=True)
                 res["loss"].backward()
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or float("inf"))
@@ -416,7 +478,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     continue
                 if warm_from is not None and step - warm_from < WARMUP_STEPS:
                     for g in opt.param_groups:
-                        g["lr"] = cfg.lr * (step - warm_from + 1) / WARMUP_STEPS
+                        g["lr"] = cfg.lr * g.get("lr_scale", 1.0) * (step - warm_from + 1) / WARMUP_STEPS
                 opt.step()
                 step += 1
                 now = {k: float(res[k].detach()) if res[k] is not None else math.nan for k in ("loss", "mse", "bpp")}
@@ -433,7 +495,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     if bar is None:
                         log(f"step {step} loss {row['loss']:.4f} bpp {row['bpp']:.4f} psnr {_db(row['psnr'])}")
                 if fixed is not None and step % cfg.eval_every == 0:
-                    evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
+                    evals.append({"step": step, **fixed_crop_loss(model, fixed, lambdas)})
                     if bar is None:
                         _log_eval(log, evals[-1])
                 if bar is not None:
@@ -445,7 +507,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     save()
                     last_ck = time.monotonic()
             if fixed is not None and evals[-1]["step"] != step:  # where this run ends (steps or time limit)
-                evals.append({"step": step, **fixed_crop_loss(model, fixed, cfg.lmbda)})
+                evals.append({"step": step, **fixed_crop_loss(model, fixed, lambdas)})
                 if bar is None:
                     _log_eval(log, evals[-1])
         finally:
@@ -473,11 +535,22 @@ def _to_cpu(obj):
 FIXED_CROPS_SEED = 20181116
 
 
-def fixed_crop_loss(model, x, lmbda: float) -> dict:
+def fixed_crop_loss(model, x, lmbda) -> dict:
     """{"loss", "bpp", "psnr"} (floats) of ``model`` on the batch ``x`` through rounded latents
-    (eval mode), leaving the model in training mode."""
+    (eval mode), leaving the model in training mode. ``lmbda``: one lambda, or a variable-rate
+    model's lambdas of levels 1, 2, ...: then the means over the levels, and "levels" with each
+    level's numbers."""
     import torch
 
+    if isinstance(lmbda, (tuple, list)) and len(lmbda) == 1:
+        lmbda = lmbda[0]
+    if isinstance(lmbda, (tuple, list)):
+        levels = []
+        for i, lam in enumerate(lmbda):
+            model.quality = i + 1
+            levels.append({"quality": i + 1, **fixed_crop_loss(model, x, lam)})
+        mean = {k: round(sum(v[k] for v in levels) / len(levels), 5) for k in ("loss", "bpp", "psnr")}
+        return {**mean, "levels": levels}
     model.eval()
     try:
         with torch.no_grad():

@@ -66,6 +66,19 @@ def test_a_local_cluster_compresses_and_decompresses_a_folder_to_the_same_bytes_
     assert _files(tmp_path / "back-cluster") == _files(tmp_path / "back-serial")
 
 
+def test_a_local_cluster_enhances_a_folder_of_jpegs_to_the_same_pngs_as_a_serial_run(tmp_path, client):
+    pytest.importorskip("torch")
+    src = tmp_path / "jpegs"
+    for rel, img in list(_images(6, size=40).items()):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        to_pil(img).save((src / rel).with_suffix(".jpg"), quality=30)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 30)
+    serial = batch.enhance_tree(src, tmp_path / "serial", recursive=True)
+    on = batch.enhance_tree(src, tmp_path / "cluster", recursive=True, cluster=client)
+    assert len(on.done) == 6 and [r.source.name for r in on.failed] == ["broken.jpg"]
+    assert _files(tmp_path / "cluster") == _files(tmp_path / "serial") and len(_files(tmp_path / "serial")) == 6
+
+
 def test_the_cli_runs_a_folder_on_a_scheduler_address(photos, tmp_path, client, capsys):
     address = client.scheduler.address
     assert address.startswith("tcp://127.0.0.1:")

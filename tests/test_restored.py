@@ -341,6 +341,9 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
         train_restore(replace(cfg, width=4, out=str(tmp_path / "r4.pt"), init=str(weights)), log=lambda *_: None)
     train_restore(replace(cfg, width=12, out=str(tmp_path / "r5.pt"), steps=1, init=str(weights)), log=lambda *_: None)
     assert load_checkpoint(tmp_path / "r5.pt")["model"]["body.0.weight"].shape[0] == 12
+    # the recipe of weights trained on from earlier weights counts the earlier run's steps too
+    again = export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w2")
+    assert [e["steps"] for e in again["earlier"]] == [3] and again["total_steps"] == 4 and again["width"] == 12
 
 
 def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):

@@ -261,6 +261,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
     train_pairs, val_pairs, cache = load_pairs(cfg, log)
     torch.manual_seed(cfg.seed)
     model = build(cfg.width, cfg.depth)
+    earlier = ck.get("earlier", []) if ck is not None else []  # the runs behind --init's weights
     if ck is None and cfg.init:  # exported weights: a run continued in another session
         from ..weights import read_safetensors
 
@@ -274,6 +275,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
         model.load_state_dict(widen({k: v.float() for k, v in tensors.items()}, cfg.width))
         log(f"init: {cfg.init}" + (f" (widened {meta['width']} -> {cfg.width} channels)"
                                    if int(meta["width"]) < cfg.width else ""))
+        earlier = earlier_runs(cfg.init)
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -308,7 +310,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
         return {"config": cfg_dict, "stages": stages, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
                 "elapsed": elapsed, "history": history, "evals": evals, "best": best,
-                "data_images": int(train_pairs["quality"].shape[0]), "cache": str(cache)}
+                "data_images": int(train_pairs["quality"].shape[0]), "cache": str(cache), "earlier": earlier}
 
     if cfg.eval_every and (not evals or evals[-1]["step"] != step):
         evaluate()
@@ -361,6 +363,20 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
     return {"step": step, "elapsed": elapsed, "best": None if best is None else {k: best[k] for k in ("step", "gain_db")}}
 
 
+def earlier_runs(init: str | Path) -> list[dict]:
+    """The training history behind exported weights ``init``: the runs recorded in the recipe
+    beside them (``<name>.json``), oldest first; [] when there is none."""
+    path = Path(init).with_suffix(".json")
+    if not path.is_file():
+        return []
+    try:
+        rec = json.loads(path.read_text())
+        return [*rec.get("earlier", []), {k: rec[k] for k in ("steps", "wall_time_s", "width", "held_out_gain_db",
+                                                               "weights_sha256")}]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
 def export_restore(ck: dict, ckpt: str | Path, name: str, out_dir: str | Path, force: bool = True) -> dict:
     """Write the checkpoint's best (held-out) network to ``out_dir/<name>.safetensors`` (float32
     weights; metadata model=restore, base, width, depth) and its recipe ``<name>.json``."""
@@ -379,6 +395,9 @@ def export_restore(ck: dict, ckpt: str | Path, name: str, out_dir: str | Path, f
         "qualities": quality_bands(cfg["base"], cfg["per_image"]),
         "crop": cfg["crop"], "batch": cfg["batch"], "lr": cfg["lr"], "lr_schedule": "tenfold drop at 75 % of steps",
         "seed": cfg["seed"], "threads": cfg["threads"], "steps": ck["step"], "wall_time_s": round(ck["elapsed"], 1),
+        "earlier": ck.get("earlier", []),
+        "total_steps": ck["step"] + sum(e["steps"] for e in ck.get("earlier", [])),
+        "total_wall_time_s": round(ck["elapsed"] + sum(e["wall_time_s"] for e in ck.get("earlier", [])), 1),
         "stages": ck.get("stages"), "exported_step": best["step"], "held_out_gain_db": best["gain_db"],
         "held_out_curve": ck.get("evals"),
         "train_curve": [r for r in ck.get("history", []) if r["step"] % 500 == 0],
@@ -446,7 +465,12 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
              f"crops {recipe['crop']}, {recipe['threads']} CPU thread(s), seed {recipe['seed']}.",
              f"- Steps: {recipe['steps']:,} in {recipe['wall_time_s'] / 3600:.2f} h of wall time on a shared 2-core CPU; "
              f"GPU minutes: 0. Exported: step {recipe['exported_step']:,}, the best held-out gain "
-             f"({recipe['held_out_gain_db']:+.3f} dB).", "",
+             f"({recipe['held_out_gain_db']:+.3f} dB).",
+             *([f"- Started from earlier exported weights (`--init`): "
+                + "; ".join(f"{e['steps']:,} steps, {e['wall_time_s'] / 3600:.2f} h, width {e['width']}, held-out gain "
+                            f"{e['held_out_gain_db']:+.3f} dB" for e in recipe["earlier"])
+                + f". In all: {recipe['total_steps']:,} steps, {recipe['total_wall_time_s'] / 3600:.2f} h of CPU wall time."]
+               if recipe.get("earlier") else []), "",
              "Held-out PSNR gain over the base decoder (mean over the held-out squares):", "",
              "| step | base dB | restored dB | gain |", "|---:|---:|---:|---:|"]
     for e in recipe.get("held_out_curve") or []:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,27 @@ def test_a_folder_without_a_manifest_is_not_pieces(tmp_path):
     assert not pieces.is_pieces(tmp_path)
     with pytest.raises(CorruptDataError, match="no manifest.json"):
         pieces.read_pieces(tmp_path)
+
+
+def test_gpu_slim_sets_weights_aside_but_the_kept_one_and_puts_them_back_with_git_clean(tmp_path):
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "src/mlcompress/weights").mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[1] / "scripts" / "gpu_slim.sh", repo / "scripts")
+    for name, size in (("a.safetensors", 3 << 20), ("b.safetensors", 2 << 20), ("keep.safetensors", 1 << 20)):
+        (repo / "src/mlcompress/weights" / name).write_bytes(b"w" * size)
+
+    def sh(*args):
+        return subprocess.run(args, cwd=repo, capture_output=True, text=True, check=True).stdout
+
+    sh("git", "init", "-q")
+    sh("git", "add", ".")
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    out = sh("bash", "scripts/gpu_slim.sh", "aside", "keep.safetensors")
+    assert sorted(p.name for p in (repo / "src/mlcompress/weights").iterdir()) == ["keep.safetensors"]
+    assert out.startswith("1.0 MiB would travel")  # the kept weights and the script
+    assert "back; git status clean" in sh("bash", "scripts/gpu_slim.sh", "back")
+    assert sh("git", "status", "--porcelain") == ""

@@ -293,7 +293,7 @@ def test_widened_network_computes_the_same_image_and_every_new_weight_can_learn(
     net = rn.build(8, 4).eval()
     torch.nn.init.normal_(net.body[-1].weight, std=0.05)
     wide = rn.build(20, 4).eval()
-    wide.load_state_dict(rn.widen(net.state_dict(), 20))
+    wide.load_state_dict(rn.grow(net.state_dict(), 20))
     x, q = torch.rand(1, 3, 24, 24), torch.tensor([0.3])
     with torch.no_grad():
         assert torch.allclose(wide(x, q), net(x, q), atol=1e-6)
@@ -304,7 +304,33 @@ def test_widened_network_computes_the_same_image_and_every_new_weight_can_learn(
         if i > 0:  # and is read by the layer above through zero weights that get a gradient
             assert layer.weight[:, 8:].abs().sum() == 0 and layer.weight.grad[:, 8:].abs().sum() > 0
     with pytest.raises(ValueError, match="cannot widen"):
-        rn.widen(wide.state_dict(), 8)
+        rn.grow(wide.state_dict(), 8)
+
+
+def test_deepened_and_widened_network_computes_the_same_image_and_its_new_layers_learn():
+    import torch
+
+    from mlcompress.nn import restore as rn
+
+    torch.manual_seed(0)
+    net = rn.build(8, 4).eval()
+    for layer in net.body:  # a network whose every layer does something, output layer included
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.normal_(layer.weight, std=0.2)
+            torch.nn.init.normal_(layer.bias, std=0.1)
+    big = rn.build(12, 7).eval()
+    big.load_state_dict(rn.grow(net.state_dict(), 12, 7))
+    assert big.depth == 7
+    x, q = torch.rand(1, 3, 32, 32), torch.tensor([0.6])
+    with torch.no_grad():
+        assert torch.allclose(big(x, q), net(x, q), atol=1e-5)
+        assert not torch.allclose(net(x, q), x, atol=1e-3)  # the check above compares real corrections
+    big(x, q).square().sum().backward()
+    convs = [c for c in big.body if isinstance(c, torch.nn.Conv2d)]
+    for layer in convs[3:6]:  # the three new layers sit before the output layer and get gradients
+        assert layer.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="layers deep"):
+        rn.grow(big.state_dict(), 12, 5)
 
 
 def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
@@ -337,10 +363,15 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     assert load_checkpoint(tmp_path / "r2.pt")["stages"][0]["init"] == str(weights)
     with pytest.raises(UsageError, match="not a restoration network of webp"):
         train_restore(replace(cfg, base="webp", out=str(tmp_path / "r3.pt"), init=str(weights)), log=lambda *_: None)
-    with pytest.raises(UsageError, match="at most 4 channels"):  # narrowing is not offered
+    with pytest.raises(UsageError, match="and 4 channels"):  # narrowing is not offered
         train_restore(replace(cfg, width=4, out=str(tmp_path / "r4.pt"), init=str(weights)), log=lambda *_: None)
-    train_restore(replace(cfg, width=12, out=str(tmp_path / "r5.pt"), steps=1, init=str(weights)), log=lambda *_: None)
-    assert load_checkpoint(tmp_path / "r5.pt")["model"]["body.0.weight"].shape[0] == 12
+    with pytest.raises(UsageError, match=f"at most {cfg.depth - 1} layers"):  # nor making it shallower
+        train_restore(replace(cfg, depth=cfg.depth - 1, out=str(tmp_path / "r4.pt"), init=str(weights)),
+                      log=lambda *_: None)
+    train_restore(replace(cfg, width=12, depth=cfg.depth + 2, out=str(tmp_path / "r5.pt"), steps=1, init=str(weights)),
+                  log=lambda *_: None)
+    grown = load_checkpoint(tmp_path / "r5.pt")["model"]
+    assert grown["body.0.weight"].shape[0] == 12 and f"body.{2 * (cfg.depth + 1)}.weight" in grown
     # the recipe of weights trained on from earlier weights counts the earlier run's steps too
     again = export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w2")
     assert [e["steps"] for e in again["earlier"]] == [3] and again["total_steps"] == 4 and again["width"] == 12

@@ -208,6 +208,7 @@ def test_cli_train_and_export_run_end_to_end(tiny_data, tmp_path):
     ("hyperprior-ctx", ["--lambda", "0.01", "--steps", "5", "--epochs", "2", "--val-split", "0.1"], "--epochs, --val-split"),
     ("cae-thesis", ["--lambda", "0.01", "--quant", "round"], "--lambda, --quant"),
     ("hyperprior", ["--lambda", "0.01", "--steps", "5", "--width", "48"], "--width"),
+    ("factorized", ["--lambda", "0.01", "--steps", "5", "--depth", "11"], "--depth"),
     ("restore-jpeg", ["--steps", "5", "--N", "32"], "--N"),
 ])
 def test_cli_train_refuses_options_the_model_does_not_read_before_any_work(model, args, named, tiny_data, tmp_path, capsys):

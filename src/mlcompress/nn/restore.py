@@ -59,27 +59,40 @@ def build(width: int = WIDTH, depth: int = DEPTH):
     return RestoreNet()
 
 
-def widen(state: dict, width: int) -> dict:
-    """The state dict of a ``width``-channel network that computes exactly what the narrower
-    network ``state`` computes (function-preserving widening, as nn/widen.py does for the
-    hyperprior's latent): every old weight keeps its place, each new hidden channel reads the
-    layer below with the fresh network's initial weights and feeds the layer above through zero
-    weights, so it changes nothing until training gives it a use."""
+def grow(state: dict, width: int, depth: int | None = None) -> dict:
+    """The state dict of a network of ``width`` channels and ``depth`` layers (default: the same
+    depth) that computes exactly what the smaller network ``state`` computes (function-preserving
+    growth, as nn/widen.py does for the hyperprior's latent).
+
+    Wider: every old weight keeps its place, each new hidden channel reads the layer below with
+    the fresh network's initial weights and feeds the layer above through zero weights, so it
+    changes nothing until training gives it a use. Deeper: the new hidden layers go in before the
+    output layer, each a 3x3 identity (a centre tap of 1 from its own channel, bias 0); what it
+    reads is a ReLU's output, never negative, so its own ReLU passes it on unchanged."""
     torch = _torch()
     old = state["body.0.weight"].shape[0]
+    convs = sorted({int(k.split(".")[1]) for k in state})
+    depth = len(convs) if depth is None else depth
     if width < old:
         raise ValueError(f"cannot widen a {old}-channel network to {width} channels")
-    convs = sorted({int(k.split(".")[1]) for k in state})
-    fresh = build(width, len(convs)).state_dict()
+    if depth < len(convs):
+        raise ValueError(f"cannot make a {len(convs)}-layer network {depth} layers deep")
+    fresh = build(width, depth).state_dict()
+    # the new network's layer for each old one: the hidden layers in place, the output layer last
+    place = [2 * i for i in range(len(convs) - 1)] + [2 * (depth - 1)]
     out = {}
-    for i, c in enumerate(convs):
-        w, b = fresh[f"body.{c}.weight"].clone(), fresh[f"body.{c}.bias"].clone()
+    for i, (c, n) in enumerate(zip(convs, place)):
+        w, b = fresh[f"body.{n}.weight"].clone(), fresh[f"body.{n}.bias"].clone()
         if i > 0:  # the new input channels (the layer below's new outputs) are read with zeros
             w[:, old:] = 0
         ow, ob = state[f"body.{c}.weight"], state[f"body.{c}.bias"]
         w[: ow.shape[0], : ow.shape[1]] = ow
         b[: ob.shape[0]] = ob
-        out[f"body.{c}.weight"], out[f"body.{c}.bias"] = w, b
+        out[f"body.{n}.weight"], out[f"body.{n}.bias"] = w, b
+    for n in range(2 * (len(convs) - 1), 2 * (depth - 1), 2):  # the new layers: identities
+        w = torch.zeros_like(fresh[f"body.{n}.weight"])
+        torch.nn.init.dirac_(w)
+        out[f"body.{n}.weight"], out[f"body.{n}.bias"] = w, torch.zeros_like(fresh[f"body.{n}.bias"])
     return out
 
 

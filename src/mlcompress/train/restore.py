@@ -266,15 +266,17 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
         from ..weights import read_safetensors
 
         tensors, meta, _ = read_safetensors(cfg.init)
-        if meta.get("model") != "restore" or meta.get("base") != cfg.base or meta.get("depth") != str(cfg.depth) \
-                or not str(meta.get("width", "")).isdigit() or int(meta["width"]) > cfg.width:
-            raise UsageError(f"--init: {cfg.init} is not a restoration network of {cfg.base} with depth {cfg.depth} "
-                             f"and at most {cfg.width} channels")
-        from ..nn.restore import widen
+        if meta.get("model") != "restore" or meta.get("base") != cfg.base \
+                or not all(str(meta.get(k, "")).isdigit() for k in ("width", "depth")) \
+                or int(meta["width"]) > cfg.width or int(meta["depth"]) > cfg.depth:
+            raise UsageError(f"--init: {cfg.init} is not a restoration network of {cfg.base} with at most "
+                             f"{cfg.depth} layers and {cfg.width} channels")
+        from ..nn.restore import grow
 
-        model.load_state_dict(widen({k: v.float() for k, v in tensors.items()}, cfg.width))
-        log(f"init: {cfg.init}" + (f" (widened {meta['width']} -> {cfg.width} channels)"
-                                   if int(meta["width"]) < cfg.width else ""))
+        model.load_state_dict(grow({k: v.float() for k, v in tensors.items()}, cfg.width, cfg.depth))
+        grown = [f"{a} -> {b} {what}" for what, a, b in (("channels", int(meta["width"]), cfg.width),
+                                                         ("layers", int(meta["depth"]), cfg.depth)) if a < b]
+        log(f"init: {cfg.init}" + (f" (grown {', '.join(grown)})" if grown else ""))
         earlier = earlier_runs(cfg.init)
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -371,8 +373,8 @@ def earlier_runs(init: str | Path) -> list[dict]:
         return []
     try:
         rec = json.loads(path.read_text())
-        return [*rec.get("earlier", []), {k: rec[k] for k in ("steps", "wall_time_s", "width", "held_out_gain_db",
-                                                               "weights_sha256")}]
+        return [*rec.get("earlier", []), {k: rec[k] for k in ("steps", "wall_time_s", "width", "depth",
+                                                               "held_out_gain_db", "weights_sha256")}]
     except (ValueError, KeyError, TypeError):
         return []
 
@@ -467,7 +469,8 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
              f"GPU minutes: 0. Exported: step {recipe['exported_step']:,}, the best held-out gain "
              f"({recipe['held_out_gain_db']:+.3f} dB).",
              *([f"- Started from earlier exported weights (`--init`): "
-                + "; ".join(f"{e['steps']:,} steps, {e['wall_time_s'] / 3600:.2f} h, width {e['width']}, held-out gain "
+                + "; ".join(f"{e['steps']:,} steps, {e['wall_time_s'] / 3600:.2f} h, width {e['width']}"
+                            + (f", depth {e['depth']}" if "depth" in e else "") + ", held-out gain "
                             f"{e['held_out_gain_db']:+.3f} dB" for e in recipe["earlier"])
                 + f". In all: {recipe['total_steps']:,} steps, {recipe['total_wall_time_s'] / 3600:.2f} h of CPU wall time."]
                if recipe.get("earlier") else []), "",

@@ -333,6 +333,61 @@ def test_deepened_and_widened_network_computes_the_same_image_and_its_new_layers
         rn.grow(big.state_dict(), 12, 5)
 
 
+def test_views_average_the_flipped_images_and_tiles_still_equal_one_pass(monkeypatch):
+    import torch
+
+    from mlcompress.nn import restore as rn
+
+    torch.manual_seed(0)
+    state = rn.build(8, 3).state_dict()
+    for k in state:
+        torch.nn.init.normal_(state[k], std=0.1)
+    img = _photo(70, 90)  # not a multiple of the tile: edge tiles of other (even) sizes
+    x = torch.from_numpy(img[:, :, :]).permute(2, 0, 1)[None].float() / 255
+    q = torch.tensor([0.4])
+    nets = {}
+    for views in (1, 2, 4, 6):
+        nets[views] = rn.build(8, 3, views).eval()
+        nets[views].load_state_dict(state)
+    one = nets[1]
+    with torch.no_grad():
+        mean = (one(x, q) + one(x.flip(3), q).flip(3) + one(x.flip(2), q).flip(2) + one(x.flip((2, 3)), q).flip((2, 3))) / 4
+        assert torch.allclose(rn.run_views(nets[4], x, q), mean, atol=1e-6)
+        t = x.transpose(2, 3)
+        six = (mean * 4 + one(t, q).transpose(2, 3) + one(t.flip(3), q).flip(3).transpose(2, 3)) / 6
+        assert torch.allclose(rn.run_views(nets[6], x, q), six, atol=1e-6)
+    out = {v: rn.restore_image(n, img, 0.4) for v, n in nets.items()}
+    assert not np.array_equal(out[1], out[2]) and not np.array_equal(out[2], out[4])
+    assert out[6].shape == img.shape and not np.array_equal(out[4], out[6])
+    monkeypatch.setattr(rn, "TILE", 32)
+    for views, net in nets.items():
+        assert np.array_equal(rn.restore_image(net, img, 0.4), out[views])
+    with pytest.raises(ValueError, match="views must be 1..8"):
+        rn.build(8, 3, 9)
+
+
+def test_weights_file_sets_the_decoders_views_and_a_bad_count_is_corrupt(codecs, tmp_path, monkeypatch):
+    from mlcompress.codecs import restored
+    from mlcompress.train.restore import write_restore_weights
+
+    img = _photo()
+    plain = restored.restore(img, "jpeg", 30, codecs["jpeg"].weights_dir)  # the same network, one view
+    write_restore_weights(_net_state(0), "jpeg", 8, 3, "restore-jpeg", tmp_path, views=4)
+    assert restored.load_network("jpeg", tmp_path)[0].views == 4
+    four = restored.restore(img, "jpeg", 30, tmp_path)
+    assert four.shape == plain.shape and not np.array_equal(four, plain)
+    monkeypatch.setattr(codecs["jpeg"], "weights_dir", tmp_path)  # and its codec round-trips
+    assert codecs["jpeg"].decode(codecs["jpeg"].encode(img, 30)).shape == img.shape
+    from safetensors.torch import save
+
+    from mlcompress.train.export import _canonical
+
+    meta = {"model": "restore", "base": "jpeg", "width": "8", "depth": "3", "name": "restore-jpeg", "views": "0"}
+    (tmp_path / "restore-jpeg.safetensors").write_bytes(_canonical(save(_net_state(0), metadata=meta)))
+    with pytest.raises(CorruptDataError, match="views must be 1..8"):
+        restored.load_network("jpeg", tmp_path)
+
+
 def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     from PIL import Image
 
@@ -375,6 +430,13 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     # the recipe of weights trained on from earlier weights counts the earlier run's steps too
     again = export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w2")
     assert [e["steps"] for e in again["earlier"]] == [3] and again["total_steps"] == 4 and again["width"] == 12
+    # --views: the weights carry the decoder's view count, the recipe its held-out gain
+    viewed = export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w3", views=2)
+    assert viewed["views"] == 2 and isinstance(viewed["held_out_gain_views_db"], float)
+    assert read_safetensors(tmp_path / "w3" / "restore-jpeg.safetensors")[1]["views"] == "2"
+    with pytest.raises(UsageError, match="--views must be 1..8"):
+        export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w4", views=9)
+    assert not (tmp_path / "w4").exists()
 
 
 def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):

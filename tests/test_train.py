@@ -199,6 +199,8 @@ def test_cli_train_and_export_run_end_to_end(tiny_data, tmp_path):
     assert main(["train", "factorized", "--data", str(tiny_data), "--lambda", "0.01", "--steps", "1",
                  "--out", str(ck), "--N", "8", "--M", "8", "--batch", "1", "--crop", "32",
                  "--threads", "1", "--quiet"]) == 0
+    assert main(["export", str(ck), "--name", "factorized-q2", "--views", "2", "--out-dir", str(tmp_path / "v")]) == 2
+    assert not (tmp_path / "v").exists()  # views are a restoration network's
     assert main(["export", str(ck), "--name", "factorized-q2", "--out-dir", str(tmp_path)]) == 0
     assert (tmp_path / "factorized-q2.safetensors").is_file()
 

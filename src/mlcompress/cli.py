@@ -632,12 +632,13 @@ def cmd_export(args) -> int:
 
     if not (args.checkpoint and args.name):
         raise UsageError("export needs CHECKPOINT --name NAME, or --runs DIR --arch ARCH")
-    rec = export(args.checkpoint, args.name, args.out_dir or WEIGHTS_DIR)
+    rec = export(args.checkpoint, args.name, args.out_dir or WEIGHTS_DIR, views=args.views)
     if rec.get("model") == "restore" and args.cells:  # a restoration network's card, from bench cells
         from .fileio import write_atomic
         from .train.restore import model_card
 
-        cmd = f"mlcompress export {args.checkpoint} --name {args.name} --cells {args.cells}"
+        cmd = (f"mlcompress export {args.checkpoint} --name {args.name}"
+               + (f" --views {args.views}" if args.views else "") + f" --cells {args.cells}")
         card = model_card(rec, args.cells, cmd)
         write_atomic(Path(args.out_dir or WEIGHTS_DIR) / f"{args.name}.md", card.encode(), force=True)
     print(json.dumps({k: v for k, v in rec.items() if k not in ("held_out_curve", "train_curve")}, indent=2))
@@ -858,6 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--runs", help="export every RUNS/q<level>.pt of --arch and write the model card")
     x.add_argument("--arch", choices=["factorized", "hyperprior", "hyperprior-ctx"], default="hyperprior")
     x.add_argument("--kodak", help="with --runs: measure these Kodak images for the model card")
+    x.add_argument("--views", type=int, help="with a restore-* checkpoint: orientations its decoder averages "
+                   "(1..8: flips, then transposes; default 1; each costs one more pass of the network)")
     x.add_argument("--cells", help="with --runs: bench cells.jsonl for JPEG/WebP/AVIF at the same bpp; with a restore-* checkpoint: the cells its model card reads")
     x.set_defaults(func=cmd_export)
     for name, command in sub.choices.items():  # also after the command: `compress x.png --max-pixels N`

@@ -63,7 +63,7 @@ def load_network(base: str, weights_dir: Path | None = None):
         if meta.get("model") != "restore" or meta.get("base") != base:
             raise CorruptDataError(f"{path.name} is not the restoration network of {base}")
         try:
-            net = build(int(meta["width"]), int(meta["depth"]))
+            net = build(int(meta["width"]), int(meta["depth"]), int(meta.get("views", "1")))
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CorruptDataError(f"{path.name}: weights do not fit the restoration network ({exc})") from None

@@ -33,15 +33,26 @@ def _torch():
     return torch
 
 
-def build(width: int = WIDTH, depth: int = DEPTH):
-    """A fresh restoration network (float32, final layer zero so it starts as the identity)."""
+#: the orientations of the image a network with ``views`` = n averages: the first n of these
+#: (transposed first or not, then the dimensions flipped): the image as it is, mirrored left to
+#: right, upside down, both, and the same four of the transposed image
+ORIENTATIONS = [(False, ()), (False, (3,)), (False, (2,)), (False, (2, 3)),
+                (True, ()), (True, (3,)), (True, (2,)), (True, (2, 3))]
+VIEWS = range(1, len(ORIENTATIONS) + 1)
+
+
+def build(width: int = WIDTH, depth: int = DEPTH, views: int = 1):
+    """A fresh restoration network (float32, final layer zero so it starts as the identity);
+    ``views`` is how many orientations :func:`restore_image` averages (docs/CODECS.md)."""
+    if views not in VIEWS:
+        raise ValueError(f"views must be 1..{len(ORIENTATIONS)}, got {views}")
     torch = _torch()
     nn = torch.nn
 
     class RestoreNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.width, self.depth = width, depth
+            self.width, self.depth, self.views = width, depth, views
             layers = [nn.Conv2d(13, width, 3, padding=1), nn.ReLU(inplace=True)]
             for _ in range(depth - 2):
                 layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
@@ -96,6 +107,23 @@ def grow(state: dict, width: int, depth: int | None = None) -> dict:
     return out
 
 
+def run_views(model, x, quality):
+    """The network's restored image of x (float N,3,H,W in 0..1, H and W even), averaged over its
+    ``views`` orientations: each view is turned (ORIENTATIONS), restored, turned back, and the
+    mean taken in float. One view is the plain ``model(x, quality)``."""
+    if model.views == 1:
+        return model(x, quality)
+    torch = _torch()
+    total = None
+    for transposed, dims in ORIENTATIONS[: model.views]:
+        v = x.transpose(2, 3) if transposed else x
+        y = model((v.flip(dims) if dims else v).contiguous(memory_format=torch.channels_last), quality)
+        y = y.flip(dims) if dims else y
+        y = y.transpose(2, 3) if transposed else y
+        total = y if total is None else total.add_(y)
+    return total.div_(model.views)
+
+
 def halo(depth: int) -> int:
     """Full-resolution pixels of context each side that a tile needs (even, >= the receptive field)."""
     return 2 * depth + 2
@@ -105,7 +133,8 @@ def restore_image(model, img: np.ndarray, quality: float) -> np.ndarray:
     """Run ``model`` on a uint8 HxWx3 image (any size) and return the uint8 HxWx3 result.
 
     Large images go through in tiles of TILE pixels with a halo, so memory stays bounded; the
-    result equals one pass over the whole image up to float rounding order."""
+    result equals one pass over the whole image up to float rounding order. Every tile starts on
+    an even row and column and has an even size, so its flipped views keep the 2x2 grid."""
     torch = _torch()
     h, w, _ = img.shape
     pad = halo(model.depth)
@@ -123,6 +152,6 @@ def restore_image(model, img: np.ndarray, quality: float) -> np.ndarray:
                 patch = img[np.minimum(rows, h - 1)][:, np.minimum(cols, w - 1)]
                 x = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float().div_(255)
                 x = x.contiguous(memory_format=torch.channels_last)
-                y = model(x, q)[0].mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+                y = run_views(model, x, q)[0].mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
                 out[y0:y1, x0:x1] = y[y0 - ya : y1 - ya, x0 - xa : x1 - xa]
     return out

@@ -126,8 +126,10 @@ def _doublings(rows: list[dict]) -> list[int]:
     return points + [last]
 
 
-def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force: bool = True) -> dict:
-    """Write ``out_dir/<name>.safetensors`` and ``<name>.json`` from a checkpoint; -> recipe dict."""
+def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force: bool = True,
+           views: int | None = None) -> dict:
+    """Write ``out_dir/<name>.safetensors`` and ``<name>.json`` from a checkpoint; -> recipe dict.
+    ``views``: a restoration network's decoding orientations (train/restore.export_restore)."""
     from ..errors import CorruptDataError, UsageError
     from ..fileio import write_atomic
     from .loop import load_checkpoint, model_from_checkpoint
@@ -138,7 +140,9 @@ def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force
     if ck["config"].get("kind") == "restore":  # a restoration network (train/restore.py)
         from .restore import export_restore
 
-        return export_restore(ck, ckpt, name, out_dir, force)
+        return export_restore(ck, ckpt, name, out_dir, force, 1 if views is None else views)
+    if views is not None:
+        raise UsageError("--views is for restoration networks (restore-* checkpoints)")
     missing = sorted({"step", "elapsed", "history"} - ck.keys())
     if missing:
         raise CorruptDataError(f"{ckpt} holds weights but not their training record ({', '.join(missing)})")

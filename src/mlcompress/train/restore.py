@@ -398,11 +398,6 @@ def views_gain(state: dict, cfg: dict, views: int) -> float | None:
         return validate(net.to(memory_format=torch.channels_last), val, cfg["base"])["gain_db"]
 
 
-def _article(n: int) -> str:
-    """'an' before numbers read with a leading vowel (8, 11, 18, 80-89), else 'a'."""
-    return "an" if n in (8, 11, 18) or 80 <= n <= 89 else "a"
-
-
 def export_restore(ck: dict, ckpt: str | Path, name: str, out_dir: str | Path, force: bool = True,
                    views: int = 1) -> dict:
     """Write the checkpoint's best (held-out) network to ``out_dir/<name>.safetensors`` (float32
@@ -487,9 +482,9 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
     if base == "avif":
         anchors["avif444"] = _kodak_curves(cells_path, "avif444")
     lines = [f"# {recipe['name']}: the restoration network of `{codec}`", "",
-             f"Decodes `{base}` files better: {_article(recipe['depth'])} {recipe['depth']}-layer, "
-             f"{recipe['width']}-channel CNN at half "
-             f"resolution, conditioned on the {base} quality (docs/CODECS.md, \"Restored classical codecs\"). "
+             f"Decodes `{base}` files better: a CNN of {recipe['depth']} layers and {recipe['width']} channels "
+             f"at half resolution, conditioned on the {base} quality "
+             f"(docs/CODECS.md, \"Restored classical codecs\"). "
              + (f"It decodes with {recipe['views']} views (the image and its flips and transposes, outputs "
                 "averaged), which "
                 f"raise the held-out gain from {recipe['held_out_gain_db']:+.3f} to "

@@ -15,7 +15,7 @@ _CODECS: dict = {}
 _chain_builder: Callable | None = None
 
 #: The codec `mlcompress compress` uses without -c: the best available one (one setting).
-DEFAULT_CODECS = ("avif", "jxl", "webp", "jpeg")
+DEFAULT_CODECS = ("avif+nn", "avif", "jxl", "webp", "jpeg")
 
 
 def register(codec):

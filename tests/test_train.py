@@ -211,6 +211,7 @@ def test_cli_train_and_export_run_end_to_end(tiny_data, tmp_path):
     ("cae-thesis", ["--lambda", "0.01", "--quant", "round"], "--lambda, --quant"),
     ("hyperprior", ["--lambda", "0.01", "--steps", "5", "--width", "48"], "--width"),
     ("factorized", ["--lambda", "0.01", "--steps", "5", "--depth", "11"], "--depth"),
+    ("hyperprior", ["--lambda", "0.01", "--steps", "5", "--pairs-per-image", "8"], "--pairs-per-image"),
     ("restore-jpeg", ["--steps", "5", "--N", "32"], "--N"),
 ])
 def test_cli_train_refuses_options_the_model_does_not_read_before_any_work(model, args, named, tiny_data, tmp_path, capsys):
@@ -248,6 +249,7 @@ _CAE_ARGS = ["--max-steps", "1"]
     ("cae-thesis", [*_CAE_ARGS, "--batch", "0"], "--batch must be at least 1, got 0"),
     ("cae-thesis", ["--max-steps", "0"], "--max-steps must be at least 1, got 0"),
     ("cae-thesis", [*_CAE_ARGS, "--lr", "inf"], "--lr must be a positive number, got inf"),
+    ("restore-jpeg", ["--steps", "1", "--pairs-per-image", "0"], "--pairs-per-image must be at least 1, got 0"),
 ])
 def test_cli_train_refuses_values_no_run_can_use_in_one_line_before_any_work(model, args, message, tiny_data,
                                                                                 tmp_path, capsys):

@@ -540,7 +540,8 @@ def _train_restore(args) -> int:
         base=args.model.removeprefix("restore-"), data=args.data, out=args.out, steps=args.steps,
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop), lr=_or(args.lr, d.lr),
         threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed), resume=args.resume, init=args.init,
-        width=_or(args.width, d.width), depth=_or(args.depth, d.depth), eval_every=_or(args.eval_every, d.eval_every), checkpoint_minutes=args.checkpoint_minutes,
+        width=_or(args.width, d.width), depth=_or(args.depth, d.depth),
+        per_image=_or(args.pairs_per_image, d.per_image), eval_every=_or(args.eval_every, d.eval_every), checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet,
     )
     res = train_restore(cfg)
@@ -567,7 +568,7 @@ _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "in
 
 
 #: options only the restoration trainer reads
-_RESTORE_ONLY = {"width": "--width", "depth": "--depth"}
+_RESTORE_ONLY = {"width": "--width", "depth": "--depth", "pairs_per_image": "--pairs-per-image"}
 
 #: options of the rate-distortion loop that a restoration network has no use for
 _RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "N", "M", "refine", "quant", "freeze", "device",
@@ -752,6 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "--init's network: it is widened, computing the same image until trained further")
     t.add_argument("--depth", type=int, help="restore-*: convolution layers of the network (default 7); deeper "
                    "than --init's network: identity layers go in before its output layer")
+    t.add_argument("--pairs-per-image", type=int,
+                   help="restore-*: squares cut from each training photo and coded once, one quality band "
+                        "each (default 4); more gives the network more distinct data")
     t.add_argument("--quant", choices=QUANT_MODES,
                    help="factorized/hyperprior: the latent the decoder trains on: noisy (default) or rounded "
                         "with a straight-through gradient (the rate always uses the noisy one)")

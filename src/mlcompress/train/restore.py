@@ -72,8 +72,9 @@ def check_config(cfg: RestoreConfig) -> None:
 
     if cfg.base not in BASES:
         raise UsageError(f"no restoration network for base codec {cfg.base!r} (have {', '.join(BASES)})")
-    for name in ("steps", "batch", "threads", "width", "per_image"):
-        require_at_least(f"--{name.replace('_', '-')}", getattr(cfg, name), 1)
+    for name in ("steps", "batch", "threads", "width"):
+        require_at_least(f"--{name}", getattr(cfg, name), 1)
+    require_at_least("--pairs-per-image", cfg.per_image, 1)
     require_at_least("--depth", cfg.depth, 2)
     require_at_least("--eval-every", cfg.eval_every, 0)
     require_at_least("--seed", cfg.seed, 0)

@@ -437,6 +437,17 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     with pytest.raises(UsageError, match="--views must be 1..8"):
         export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w4", views=9)
     assert not (tmp_path / "w4").exists()
+    # a run on more squares per photo than the run before it: the card says whose held-out squares
+    # the earlier gain was measured on (they are not the same squares)
+    from mlcompress.train.restore import model_card
+
+    train_restore(replace(cfg, per_image=2, out=str(tmp_path / "r6.pt"), steps=1, init=str(weights)),
+                  log=lambda *_: None)
+    more = export(tmp_path / "r6.pt", "restore-jpeg", tmp_path / "w5")
+    assert more["pairs_per_image"] == 2 and more["earlier"][-1]["pairs_per_image"] == 1
+    (tmp_path / "none.jsonl").write_text("")
+    assert "(on its own held-out squares, 1 per photo)" in model_card(more, tmp_path / "none.jsonl", "cmd")
+    assert "own held-out squares" not in model_card(again, tmp_path / "none.jsonl", "cmd")
 
 
 def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):

@@ -41,6 +41,8 @@ VAL_IMAGES = 32
 #: the seed that picks the held-out photos (fixed: resumed and repeated runs validate on the same ones)
 VAL_SEED = 20261204
 SQUARE = 256
+#: squares per training photo when --pairs-per-image is not given (every run before the flag used it)
+DEFAULT_PAIRS = 4
 CACHE_VERSION = 1
 
 
@@ -59,7 +61,7 @@ class RestoreConfig:
     init: str | None = None  # start from these exported weights (restore-<base>.safetensors)
     width: int = 32
     depth: int = 7
-    per_image: int = 4
+    per_image: int = DEFAULT_PAIRS
     cache: str | None = None
     eval_every: int = 500
     checkpoint_minutes: float = 5.0
@@ -367,6 +369,11 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
     return {"step": step, "elapsed": elapsed, "best": None if best is None else {k: best[k] for k in ("step", "gain_db")}}
 
 
+def _other_squares(theirs: int, ours: int) -> str:
+    """A card's note that an earlier run's held-out gain was measured on other held-out squares."""
+    return "" if theirs == ours else f" (on its own held-out squares, {theirs} per photo)"
+
+
 def earlier_runs(init: str | Path) -> list[dict]:
     """The training history behind exported weights ``init``: the runs recorded in the recipe
     beside them (``<name>.json``), oldest first; [] when there is none."""
@@ -375,8 +382,9 @@ def earlier_runs(init: str | Path) -> list[dict]:
         return []
     try:
         rec = json.loads(path.read_text())
-        return [*rec.get("earlier", []), {k: rec[k] for k in ("steps", "wall_time_s", "width", "depth",
-                                                               "held_out_gain_db", "weights_sha256")}]
+        return [*rec.get("earlier", []), {**{k: rec[k] for k in ("steps", "wall_time_s", "width", "depth",
+                                                                  "held_out_gain_db", "weights_sha256")},
+                                          "pairs_per_image": rec.get("pairs_per_image", DEFAULT_PAIRS)}]
     except (ValueError, KeyError, TypeError):
         return []
 
@@ -506,7 +514,9 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
              *([f"- Started from earlier exported weights (`--init`): "
                 + "; ".join(f"{e['steps']:,} steps, {e['wall_time_s'] / 3600:.2f} h, width {e['width']}"
                             + (f", depth {e['depth']}" if "depth" in e else "") + ", held-out gain "
-                            f"{e['held_out_gain_db']:+.3f} dB" for e in recipe["earlier"])
+                            f"{e['held_out_gain_db']:+.3f} dB"
+                            + _other_squares(e.get("pairs_per_image", DEFAULT_PAIRS), recipe["pairs_per_image"])
+                            for e in recipe["earlier"])
                 + f". In all: {recipe['total_steps']:,} steps, {recipe['total_wall_time_s'] / 3600:.2f} h of CPU wall time."]
                if recipe.get("earlier") else []), "",
              "Held-out PSNR gain over the base decoder (mean over the held-out squares):", "",

@@ -541,7 +541,8 @@ def _train_restore(args) -> int:
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop), lr=_or(args.lr, d.lr),
         threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed), resume=args.resume, init=args.init,
         width=_or(args.width, d.width), depth=_or(args.depth, d.depth),
-        per_image=_or(args.pairs_per_image, d.per_image), eval_every=_or(args.eval_every, d.eval_every), checkpoint_minutes=args.checkpoint_minutes,
+        per_image=_or(args.pairs_per_image, d.per_image), eval_every=_or(args.eval_every, d.eval_every),
+        checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet,
     )
     res = train_restore(cfg)

@@ -41,7 +41,8 @@ VAL_IMAGES = 32
 #: the seed that picks the held-out photos (fixed: resumed and repeated runs validate on the same ones)
 VAL_SEED = 20261204
 SQUARE = 256
-#: squares per training photo when --pairs-per-image is not given (every run before the flag used it)
+#: squares per training photo when --pairs-per-image is not given (every run before the flag used it,
+#: so a recorded earlier run without the field had this many)
 DEFAULT_PAIRS = 4
 CACHE_VERSION = 1
 
@@ -382,9 +383,9 @@ def earlier_runs(init: str | Path) -> list[dict]:
         return []
     try:
         rec = json.loads(path.read_text())
-        return [*rec.get("earlier", []), {**{k: rec[k] for k in ("steps", "wall_time_s", "width", "depth",
-                                                                  "held_out_gain_db", "weights_sha256")},
-                                          "pairs_per_image": rec.get("pairs_per_image", DEFAULT_PAIRS)}]
+        return [*rec.get("earlier", []), {k: rec[k] for k in ("steps", "wall_time_s", "width", "depth",
+                                                               "held_out_gain_db", "weights_sha256",
+                                                               "pairs_per_image")}]
     except (ValueError, KeyError, TypeError):
         return []
 

@@ -430,6 +430,14 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     # the recipe of weights trained on from earlier weights counts the earlier run's steps too
     again = export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w2")
     assert [e["steps"] for e in again["earlier"]] == [3] and again["total_steps"] == 4 and again["width"] == 12
+    # left out, --width and --depth are --init's network's (it grows only when asked), and a resumed
+    # run's are its checkpoint's
+    kept = replace(cfg, width=None, depth=None, out=str(tmp_path / "r7.pt"), steps=1,
+                   init=str(tmp_path / "w2" / "restore-jpeg.safetensors"))
+    train_restore(kept, log=lambda *_: None)
+    assert {k: load_checkpoint(tmp_path / "r7.pt")["config"][k] for k in ("width", "depth")} == \
+        {"width": 12, "depth": cfg.depth + 2}
+    assert train_restore(replace(kept, init=None, steps=2, resume=True), log=lambda *_: None)["step"] == 2
     # --views: the weights carry the decoder's view count, the recipe its held-out gain
     viewed = export(tmp_path / "r5.pt", "restore-jpeg", tmp_path / "w3", views=2)
     assert viewed["views"] == 2 and isinstance(viewed["held_out_gain_views_db"], float)

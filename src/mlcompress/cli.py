@@ -540,7 +540,7 @@ def _train_restore(args) -> int:
         base=args.model.removeprefix("restore-"), data=args.data, out=args.out, steps=args.steps,
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop), lr=_or(args.lr, d.lr),
         threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed), resume=args.resume, init=args.init,
-        width=_or(args.width, d.width), depth=_or(args.depth, d.depth),
+        width=args.width, depth=args.depth,
         per_image=_or(args.pairs_per_image, d.per_image), eval_every=_or(args.eval_every, d.eval_every),
         checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet,
@@ -736,7 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lambda", dest="lmbda", type=float,
                    help="factorized/hyperprior: rate-distortion weight (hyperprior-ctx-vr takes none: it trains "
                         "every level's, one per batch)")
-    t.add_argument("--steps", type=int, help="factorized/hyperprior: total steps (a resumed run counts done ones)")
+    t.add_argument("--steps", type=int, help="factorized/hyperprior/restore-*: total steps (a resumed run counts done ones)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint given by --out")
     t.add_argument("--init", help="start from these weights (.pt checkpoint or .safetensors)")
     t.add_argument("--init-refiner",
@@ -749,10 +749,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="factorized/hyperprior: end g_s with a residual CNN of this many channels at full "
                         "resolution (nn.models.Refiner; 0: none, the default); with --init from weights "
                         "without one it starts as the identity")
-    t.add_argument("--crop", type=int, help="factorized/hyperprior: crop size (default 128)")
-    t.add_argument("--width", type=int, help="restore-*: channels of the network (default 32); wider than "
-                   "--init's network: it is widened, computing the same image until trained further")
-    t.add_argument("--depth", type=int, help="restore-*: convolution layers of the network (default 7); deeper "
+    t.add_argument("--crop", type=int, help="factorized/hyperprior/restore-*: crop size (default 128)")
+    t.add_argument("--width", type=int, help="restore-*: channels of the network (default: --init's, else 32); wider "
+                   "than --init's network: it is widened, computing the same image until trained further")
+    t.add_argument("--depth", type=int, help="restore-*: convolution layers of the network (default: --init's, else 7); deeper "
                    "than --init's network: identity layers go in before its output layer")
     t.add_argument("--pairs-per-image", type=int,
                    help="restore-*: squares cut from each training photo and coded once, one quality band "
@@ -767,12 +767,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(with --quant round; files' bytes stay the same, their decoding improves); "
                         "all-but-refiner: train only the Refiner that --refine adds, likewise")
     t.add_argument("--eval-every", type=int,
-                   help="factorized/hyperprior: steps between losses on fixed crops (default 500; 0: never)")
+                   help="factorized/hyperprior: steps between losses on fixed crops; restore-*: between held-out "
+                        "gains, the best of which is kept (default 500; 0: never)")
     t.add_argument("--device", choices=DEVICES,
                    help="factorized/hyperprior: train on the CPU (default) or a CUDA GPU; checkpoints resume on either")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--time-limit", type=float,
-                   help="factorized/hyperprior: stop (and checkpoint) after this many minutes")
+                   help="factorized/hyperprior/restore-*: stop (and checkpoint) after this many minutes")
     t.add_argument("--crops", help="factorized/hyperprior: cut the batches on --device from this crops pack "
                    "(`mlcompress crops`) instead of reading --data (docs/GPU.md)")
     t.add_argument("--bf16", action="store_true",

@@ -60,14 +60,41 @@ class RestoreConfig:
     seed: int = 0
     resume: bool = False
     init: str | None = None  # start from these exported weights (restore-<base>.safetensors)
-    width: int = 32
-    depth: int = 7
+    # None: the resumed checkpoint's, else --init's network's, else nn.restore.WIDTH / DEPTH (resolve_shape)
+    width: int | None = None
+    depth: int | None = None
     per_image: int = DEFAULT_PAIRS
     cache: str | None = None
     eval_every: int = 500
     checkpoint_minutes: float = 5.0
     time_limit_minutes: float | None = None
     progress: bool = True
+
+
+def resolve_shape(cfg: RestoreConfig) -> RestoreConfig:
+    """``cfg`` with ``width`` and ``depth`` filled in where they were left out: the resumed
+    checkpoint's, else the ``--init`` network's (so continuing a network keeps its shape; it grows
+    only when asked to), else the shipped architecture's (nn.restore.WIDTH, DEPTH)."""
+    from dataclasses import replace
+
+    if cfg.width is not None and cfg.depth is not None:
+        return cfg
+    shape = {}
+    if cfg.resume and Path(cfg.out).exists():
+        from .loop import load_checkpoint
+
+        shape = load_checkpoint(Path(cfg.out)).get("config", {})
+    elif cfg.init and str(cfg.init).endswith(".safetensors") and Path(cfg.init).is_file():
+        from ..weights import read_safetensors
+
+        _, meta, _ = read_safetensors(cfg.init)
+        shape = {k: int(meta[k]) for k in ("width", "depth") if str(meta.get(k, "")).isdigit()}
+    if not shape.get("width") or not shape.get("depth"):  # the checks in train_restore name what is wrong
+        from ..nn.restore import DEPTH, WIDTH
+
+        shape = {"width": WIDTH, "depth": DEPTH}
+    return replace(cfg, width=shape["width"] if cfg.width is None else cfg.width,
+                   depth=shape["depth"] if cfg.depth is None else cfg.depth)
 
 
 def check_config(cfg: RestoreConfig) -> None:
@@ -247,6 +274,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
     from ..nn.restore import build
     from .loop import load_checkpoint, save_checkpoint
 
+    cfg = resolve_shape(cfg)
     check_config(cfg)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)

@@ -736,7 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lambda", dest="lmbda", type=float,
                    help="factorized/hyperprior: rate-distortion weight (hyperprior-ctx-vr takes none: it trains "
                         "every level's, one per batch)")
-    t.add_argument("--steps", type=int, help="factorized/hyperprior/restore-*: total steps (a resumed run counts done ones)")
+    t.add_argument("--steps", type=int,
+                   help="factorized/hyperprior/restore-*: total steps (a resumed run counts done ones)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint given by --out")
     t.add_argument("--init", help="start from these weights (.pt checkpoint or .safetensors)")
     t.add_argument("--init-refiner",
@@ -752,8 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, help="factorized/hyperprior/restore-*: crop size (default 128)")
     t.add_argument("--width", type=int, help="restore-*: channels of the network (default: --init's, else 32); wider "
                    "than --init's network: it is widened, computing the same image until trained further")
-    t.add_argument("--depth", type=int, help="restore-*: convolution layers of the network (default: --init's, else 7); deeper "
-                   "than --init's network: identity layers go in before its output layer")
+    t.add_argument("--depth", type=int, help="restore-*: convolution layers of the network (default: --init's, "
+                   "else 7); deeper than --init's network: identity layers go in before its output layer")
     t.add_argument("--pairs-per-image", type=int,
                    help="restore-*: squares cut from each training photo and coded once, one quality band "
                         "each (default 4); more gives the network more distinct data")

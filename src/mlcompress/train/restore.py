@@ -523,8 +523,8 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
              f"Decodes `{base}` files better: a CNN of {recipe['depth']} layers and {recipe['width']} channels "
              f"at half resolution, conditioned on the {base} quality "
              f"(docs/CODECS.md, \"Restored classical codecs\"). "
-             + (f"It decodes with {recipe['views']} views (the image and its flips and transposes, outputs "
-                "averaged), which "
+             + (f"It decodes with {recipe['views']} views (the image's first {recipe['views']} orientations "
+                "of: as it is, mirrored, upside down, both, transposed, ...; outputs averaged), which "
                 f"raise the held-out gain from {recipe['held_out_gain_db']:+.3f} to "
                 f"{recipe['held_out_gain_views_db']:+.3f} dB at {recipe['views']}x the network's time. "
                 if recipe.get("views", 1) > 1 and recipe.get("held_out_gain_views_db") is not None else "")

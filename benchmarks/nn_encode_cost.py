@@ -26,9 +26,14 @@ def _arg(name: str, default: str) -> str:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
-def main() -> None:
+def _kodak() -> Path:
+    """The first argument that is not an option or an option's value, else ../shared/data/kodak."""
     pos = [a for i, a in enumerate(sys.argv[1:], 1) if not a.startswith("--") and not sys.argv[i - 1].startswith("--")]
-    kodak = Path(pos[0]) if pos else Path("../shared/data/kodak")
+    return Path(pos[0]) if pos else Path("../shared/data/kodak")
+
+
+def main() -> None:
+    kodak = _kodak()
     nn = get(_arg("--codec", "avif+nn"))
     base = get(nn.base)
     repeats = int(_arg("--repeats", "1"))

@@ -71,19 +71,17 @@ class RestoreConfig:
     progress: bool = True
 
 
-def resolve_shape(cfg: RestoreConfig) -> RestoreConfig:
-    """``cfg`` with ``width`` and ``depth`` filled in where they were left out: the resumed
-    checkpoint's, else the ``--init`` network's (so continuing a network keeps its shape; it grows
-    only when asked to), else the shipped architecture's (nn.restore.WIDTH, DEPTH)."""
+def resolve_shape(cfg: RestoreConfig, ck: dict | None = None) -> RestoreConfig:
+    """``cfg`` with ``width`` and ``depth`` filled in where they were left out: those of ``ck``,
+    the checkpoint being resumed, else the ``--init`` network's (so continuing a network keeps its
+    shape; it grows only when asked to), else the shipped architecture's (nn.restore.WIDTH, DEPTH)."""
     from dataclasses import replace
 
     if cfg.width is not None and cfg.depth is not None:
         return cfg
     shape = {}
-    if cfg.resume and Path(cfg.out).exists():
-        from .loop import load_checkpoint
-
-        shape = load_checkpoint(Path(cfg.out)).get("config", {})
+    if ck is not None:
+        shape = ck.get("config", {})
     elif cfg.init and str(cfg.init).endswith(".safetensors") and Path(cfg.init).is_file():
         from ..weights import read_safetensors
 
@@ -274,14 +272,13 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
     from ..nn.restore import build
     from .loop import load_checkpoint, save_checkpoint
 
-    cfg = resolve_shape(cfg)
+    out = Path(cfg.out)
+    ck = load_checkpoint(out) if cfg.resume and out.exists() else None
+    cfg = resolve_shape(cfg, ck)
     check_config(cfg)
     torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ck = None
-    if cfg.resume and out.exists():
-        ck = load_checkpoint(out)
+    if ck is not None:
         saved = ck["config"]
         if saved.get("kind") != "restore":
             raise UsageError(f"--resume: {out} is not a restoration checkpoint")

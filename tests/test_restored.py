@@ -244,7 +244,8 @@ def test_cli_enhance_and_decompress_base_refuse_bad_input_in_one_line_without_ou
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.jpg", "photo.png"]
 
 
-def test_one_training_step_lowers_the_loss_on_a_tiny_set():
+@pytest.mark.parametrize("bf16", [False, True])
+def test_one_training_step_lowers_the_loss_on_a_tiny_set(bf16):
     import torch
 
     from mlcompress.nn.restore import build
@@ -261,7 +262,10 @@ def test_one_training_step_lowers_the_loss_on_a_tiny_set():
     with torch.no_grad():
         before = float(torch.nn.functional.mse_loss(net(x, q) * 255, y * 255))
     for _ in range(5):
-        loss = torch.nn.functional.mse_loss(net(x, q) * 255, y * 255)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as train --bf16 runs it
+            pred = net(x, q)
+        assert pred.dtype == torch.float32
+        loss = torch.nn.functional.mse_loss(pred * 255, y * 255)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -282,6 +286,29 @@ def test_tiled_restoration_equals_one_pass(monkeypatch):
     whole = rn.restore_image(net, img, 0.4)
     monkeypatch.setattr(rn, "TILE", 32)
     assert np.array_equal(rn.restore_image(net, img, 0.4), whole)
+
+
+def test_bfloat16_convolutions_move_the_restored_image_by_at_most_one_level_and_tiles_still_agree(monkeypatch):
+    import copy
+
+    import torch
+
+    from mlcompress.nn import restore as rn
+
+    torch.manual_seed(0)
+    net = rn.build(8, 3)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    exact = rn.for_inference(copy.deepcopy(net), bf16=False)
+    fast = rn.for_inference(net, bf16=True)
+    assert exact.body[0].weight.dtype == torch.float32 and fast.body[0].weight.dtype == torch.bfloat16
+    img = _photo(70, 90)
+    a, b = rn.restore_image(exact, img, 0.4), rn.restore_image(fast, img, 0.4)
+    assert not np.array_equal(a, img)  # the network does change the image
+    diff = np.abs(a.astype(int) - b)
+    assert diff.max() <= 1 and diff.mean() < 0.1
+    monkeypatch.setattr(rn, "TILE", 32)
+    assert np.array_equal(rn.restore_image(fast, img, 0.4), b)
 
 
 def test_widened_network_computes_the_same_image_and_every_new_weight_can_learn():
@@ -404,7 +431,10 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     assert train_restore(cfg, log=lambda *_: None)["step"] == 2
     from dataclasses import replace
 
-    assert train_restore(replace(cfg, steps=3, resume=True), log=lambda *_: None)["step"] == 3
+    assert train_restore(replace(cfg, steps=3, resume=True, bf16=True), log=lambda *_: None)["step"] == 3
+    from mlcompress.train.loop import load_checkpoint
+
+    assert [s["bf16"] for s in load_checkpoint(tmp_path / "r.pt")["stages"]] == [False, True]  # as the recipe says
     from mlcompress.train.export import export
 
     rec = export(tmp_path / "r.pt", "restore-jpeg", tmp_path / "w")
@@ -412,8 +442,6 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     tensors, meta, _ = read_safetensors(weights)
     assert meta["base"] == "jpeg" and rec["steps"] == 3 and rec["held_out_images"] == VAL_IMAGES
     # exported weights start a new run (the next session's), and a network of another base is refused
-    from mlcompress.train.loop import load_checkpoint
-
     train_restore(replace(cfg, out=str(tmp_path / "r2.pt"), steps=1, init=str(weights)), log=lambda *_: None)
     assert load_checkpoint(tmp_path / "r2.pt")["stages"][0]["init"] == str(weights)
     with pytest.raises(UsageError, match="not a restoration network of webp"):

@@ -543,7 +543,7 @@ def _train_restore(args) -> int:
         width=args.width, depth=args.depth,
         per_image=_or(args.pairs_per_image, d.per_image), eval_every=_or(args.eval_every, d.eval_every),
         checkpoint_minutes=args.checkpoint_minutes,
-        time_limit_minutes=args.time_limit, progress=not args.quiet,
+        time_limit_minutes=args.time_limit, progress=not args.quiet, bf16=args.bf16,
     )
     res = train_restore(cfg)
     best = res["best"]
@@ -573,7 +573,7 @@ _RESTORE_ONLY = {"width": "--width", "depth": "--depth", "pairs_per_image": "--p
 
 #: options of the rate-distortion loop that a restoration network has no use for
 _RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "N", "M", "refine", "quant", "freeze", "device",
-                                        "crops", "bf16", "compile", "pieces")}
+                                        "crops", "compile", "pieces")}
 
 
 def cmd_train(args) -> int:
@@ -778,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crops", help="factorized/hyperprior: cut the batches on --device from this crops pack "
                    "(`mlcompress crops`) instead of reading --data (docs/GPU.md)")
     t.add_argument("--bf16", action="store_true",
-                   help="factorized/hyperprior: run g_a's and g_s's bodies under bfloat16 autocast (train/accel.py)")
+                   help="factorized/hyperprior: run g_a's and g_s's bodies under bfloat16 autocast (train/accel.py); "
+                        "restore-*: the network's forward pass (about twice as fast where the CPU has bfloat16)")
     t.add_argument("--compile", action="store_true", help="factorized/hyperprior: torch.compile the training step")
     t.add_argument("--pieces", action="store_true",
                    help="factorized/hyperprior: --out is a folder of checkpoint pieces of at most 16 MiB "

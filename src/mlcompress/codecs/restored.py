@@ -56,9 +56,7 @@ def load_network(base: str, weights_dir: Path | None = None):
     tensors, meta, digest = read_safetensors(path)
     key = (str(path), digest)
     if key not in _models:
-        import torch
-
-        from ..nn.restore import build
+        from ..nn.restore import build, for_inference
 
         if meta.get("model") != "restore" or meta.get("base") != base:
             raise CorruptDataError(f"{path.name} is not the restoration network of {base}")
@@ -67,7 +65,7 @@ def load_network(base: str, weights_dir: Path | None = None):
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CorruptDataError(f"{path.name}: weights do not fit the restoration network ({exc})") from None
-        _models[key] = net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        _models[key] = for_inference(net)
     return _models[key], digest
 
 
@@ -135,10 +133,14 @@ class Restored(NativeCodec):
         return None
 
     def weights_tag(self, quality) -> str:
+        """The weights' hash and the layout; "-bf16" where the network runs in bfloat16 here
+        (nn.restore.for_inference), whose images differ from float32's by a level at most."""
         path = weights_file(self.base, self.weights_dir)
         if not path.is_file():
             return ""
-        return f"{weights_hash(path).hex()[:16]}-v{LAYOUT_VERSION}"
+        from ..nn.restore import native_bf16
+
+        return f"{weights_hash(path).hex()[:16]}-v{LAYOUT_VERSION}" + ("-bf16" if native_bf16() else "")
 
     def expected_weights_hash(self, c: mlc.Container) -> bytes | None:
         if c.model != model_name(self.base):

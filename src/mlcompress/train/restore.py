@@ -69,6 +69,7 @@ class RestoreConfig:
     checkpoint_minutes: float = 5.0
     time_limit_minutes: float | None = None
     progress: bool = True
+    bf16: bool = False  # the forward pass under bfloat16 autocast (about twice as fast on a CPU with native bfloat16)
 
 
 def resolve_shape(cfg: RestoreConfig, ck: dict | None = None) -> RestoreConfig:
@@ -322,7 +323,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
         stages = ck["stages"]
     cfg_dict = {**asdict(cfg), "kind": "restore"}
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr, "batch": cfg.batch, "crop": cfg.crop,
-                   "threads": cfg.threads, "seed": cfg.seed, "steps": cfg.steps,
+                   "threads": cfg.threads, "seed": cfg.seed, "steps": cfg.steps, "bf16": cfg.bf16,
                    "init": cfg.init if ck is None else None})
 
     def lr_at(s: int) -> float:
@@ -363,7 +364,9 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
                 x, y, q = _batch(train_pairs, rng, cfg.batch, cfg.crop, cfg.base)
-                loss = torch.nn.functional.mse_loss(model(x, q) * 255, y * 255)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                    pred = model(x, q)
+                loss = torch.nn.functional.mse_loss(pred * 255, y * 255)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

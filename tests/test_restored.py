@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -484,6 +485,19 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     (tmp_path / "none.jsonl").write_text("")
     assert "(on its own held-out squares, 1 per photo)" in model_card(more, tmp_path / "none.jsonl", "cmd")
     assert "own held-out squares" not in model_card(again, tmp_path / "none.jsonl", "cmd")
+    # the card reads the Kodak cells of its own weights, measured in either precision, and says which
+    from mlcompress.codecs.restored import weights_tags
+
+    f32, b16 = weights_tags(again["weights_sha256"][:16])
+    cells = [{"codec": "jpeg", "quality": q, "image": "a.png", "bpp": q / 50, "psnr": 25 + q / 10} for q in (30, 60)]
+    cells += [{"codec": "jpeg+nn", "quality": q, "image": "a.png", "bpp": q / 50, "psnr": 26 + q / 10, "weights": b16}
+              for q in (30, 60)]
+    cells.append({"codec": "jpeg+nn", "quality": 90, "image": "a.png", "bpp": 2, "psnr": 40, "weights": "0" * 16 + "-v1"})
+    (tmp_path / "cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
+    card = model_card(again, tmp_path / "cells.jsonl", "cmd")
+    assert "network in bfloat16)" in card and "| 60 | 1.2000 | 31.00 | 1.2000 | 32.00 | +1.00 |" in card
+    assert "| 90 |" not in card  # another network's cell
+    assert f32.endswith("-v1") and b16 == f32 + "-bf16"
 
 
 def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):

@@ -69,6 +69,13 @@ def load_network(base: str, weights_dir: Path | None = None):
     return _models[key], digest
 
 
+def weights_tags(sha16: str) -> tuple[str, str]:
+    """The bench's weights tags (Codec.weights_tag) of the network whose weights file's SHA-256
+    starts with ``sha16``: run in float32, and run in bfloat16."""
+    tag = f"{sha16}-v{LAYOUT_VERSION}"
+    return tag, f"{tag}-bf16"
+
+
 def normalised_quality(base: str, quality: float) -> float:
     """The base codec's quality knob mapped to 0..1 over its range: the network's condition."""
     lo, hi = get(base).quality_range
@@ -140,7 +147,7 @@ class Restored(NativeCodec):
             return ""
         from ..nn.restore import native_bf16
 
-        return f"{weights_hash(path).hex()[:16]}-v{LAYOUT_VERSION}" + ("-bf16" if native_bf16() else "")
+        return weights_tags(weights_hash(path).hex()[:16])[native_bf16()]
 
     def expected_weights_hash(self, c: mlc.Container) -> bytes | None:
         if c.model != model_name(self.base):

@@ -495,17 +495,19 @@ def write_restore_weights(state: dict, base: str, width: int, depth: int, name: 
     return blob
 
 
-def _kodak_curves(cells_path: str | Path, codec: str, weights: str = "") -> dict:
-    """quality -> mean bpp, PSNR and network use over the cells of ``codec`` in a bench
-    cells.jsonl (only those measured with ``weights`` where given; errors skipped)."""
+def _kodak_curves(cells_path: str | Path, codec: str, weights: tuple = ()) -> dict:
+    """quality -> mean bpp, PSNR, and the weights tags measured, over the cells of ``codec`` in a
+    bench cells.jsonl (only those measured with one of the tags ``weights`` where given; errors
+    skipped)."""
     rows: dict = {}
     for line in Path(cells_path).read_text().splitlines():
         c = json.loads(line)
-        if c.get("codec") != codec or c.get("error") or (weights and c.get("weights") != weights):
+        if c.get("codec") != codec or c.get("error") or (weights and c.get("weights") not in weights):
             continue
         rows.setdefault(c["quality"], {})[c["image"]] = c
     return {q: {"images": len(r), "bpp": float(np.mean([c["bpp"] for c in r.values()])),
-                "psnr": float(np.mean([c["psnr"] for c in r.values()]))} for q, r in sorted(rows.items())}
+                "psnr": float(np.mean([c["psnr"] for c in r.values()])),
+                "tags": {c.get("weights") for c in r.values()}} for q, r in sorted(rows.items())}
 
 
 def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
@@ -515,7 +517,11 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
 
     base = recipe["base"]
     codec = f"{base}+nn"
-    mine = _kodak_curves(cells_path, codec, f"{recipe['weights_sha256'][:16]}-v1")
+    from ..codecs.restored import weights_tags
+
+    tags = weights_tags(recipe["weights_sha256"][:16])
+    mine = _kodak_curves(cells_path, codec, tags)
+    measured = set().union(*(m["tags"] for m in mine.values()))
     anchors = {base: _kodak_curves(cells_path, base)}
     if base == "avif":
         anchors["avif444"] = _kodak_curves(cells_path, "avif444")
@@ -552,7 +558,9 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
              "| step | base dB | restored dB | gain |", "|---:|---:|---:|---:|"]
     for e in recipe.get("held_out_curve") or []:
         lines.append(f"| {e['step']:,} | {e['psnr_base']:.3f} | {e['psnr']:.3f} | {e['gain_db']:+.3f} |")
-    lines += ["", "## Kodak (24 images; bpp from the whole .mlc file)", "",
+    precision = " and ".join(p for t, p in zip(tags, ("float32", "bfloat16")) if t in measured)
+    lines += ["", "## Kodak (24 images; bpp from the whole .mlc file"
+              + (f"; network in {precision}" if precision else "") + ")", "",
               f"| quality | {base} bpp | {base} dB | {codec} bpp | {codec} dB | gain dB |", "|---:|---:|---:|---:|---:|---:|"]
     for q, m in mine.items():
         b = anchors[base].get(q)

@@ -141,7 +141,7 @@ class Restored(NativeCodec):
 
     def weights_tag(self, quality) -> str:
         """The weights' hash and the layout; "-bf16" where the network runs in bfloat16 here
-        (nn.restore.for_inference), whose images differ from float32's by a level at most."""
+        (nn.restore.for_inference), whose pixels differ from float32's by one level here and there."""
         path = weights_file(self.base, self.weights_dir)
         if not path.is_file():
             return ""

@@ -416,6 +416,18 @@ def test_weights_file_sets_the_decoders_views_and_a_bad_count_is_corrupt(codecs,
         restored.load_network("jpeg", tmp_path)
 
 
+def test_the_card_says_where_each_resumed_stage_put_the_lr_drop():
+    from mlcompress.train.restore import _stage_lines
+
+    stage = {"lr": 3e-4, "bf16": False}
+    assert _stage_lines([{**stage, "from_step": 0, "to_step": 100, "steps": 100}]) == []  # the recipe line says it
+    line = _stage_lines([{**stage, "from_step": 0, "to_step": 12000, "steps": 34000, "bf16": True},
+                         {**stage, "from_step": 12000, "to_step": 20000, "steps": 20000},
+                         {**stage, "from_step": 20000, "to_step": 26000, "steps": 26000}])[0]
+    assert "steps 0-12,000 with `--steps 34000` (lr 0.0003, bfloat16 autocast)" in line
+    assert "(lr 0.0003, 3e-05 from step 15,000)" in line and "20,000-26,000 with `--steps 26000` (lr 3e-05)" in line
+
+
 def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     from PIL import Image
 

@@ -510,6 +510,22 @@ def _kodak_curves(cells_path: str | Path, codec: str, weights: tuple = ()) -> di
                 "tags": {c.get("weights") for c in r.values()}} for q, r in sorted(rows.items())}
 
 
+def _stage_lines(stages: list) -> list:
+    """The card's line on how a run went when it was resumed with another ``--steps`` (which moves
+    the lr drop, at 75 % of each stage's ``--steps``) or ran under bfloat16 autocast; none for a
+    plain single-stage run."""
+    parts = []
+    for st in stages:
+        drop = math.ceil(0.75 * st["steps"])  # the first step lr_at gives the lower rate
+        lr = (f"lr {st['lr']:g}" if st["to_step"] <= drop else f"lr {st['lr'] / 10:g}" if st["from_step"] >= drop
+              else f"lr {st['lr']:g}, {st['lr'] / 10:g} from step {drop:,}")
+        parts.append(f"steps {st['from_step']:,}-{st['to_step']:,} with `--steps {st['steps']}` ({lr}"
+                     + (", bfloat16 autocast" if st.get("bf16") else "") + ")")
+    if len(stages) < 2 and not any(st.get("bf16") for st in stages):
+        return []
+    return ["- Stages (each start or `--resume` of the run): " + "; ".join(parts) + "."]
+
+
 def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
     """The model card of an exported restoration network: recipe, held-out curve, and the Kodak
     numbers of its codec against its base codec from a bench cells.jsonl."""
@@ -546,6 +562,7 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
              f"- Steps: {recipe['steps']:,} in {recipe['wall_time_s'] / 3600:.2f} h of wall time on a shared 2-core CPU; "
              f"GPU minutes: 0. Exported: step {recipe['exported_step']:,}, the best held-out gain "
              f"({recipe['held_out_gain_db']:+.3f} dB).",
+             *_stage_lines(recipe.get("stages") or []),
              *([f"- Started from earlier exported weights (`--init`): "
                 + "; ".join(f"{e['steps']:,} steps, {e['wall_time_s'] / 3600:.2f} h, width {e['width']}"
                             + (f", depth {e['depth']}" if "depth" in e else "") + ", held-out gain "

@@ -72,6 +72,11 @@ class RestoreConfig:
     bf16: bool = False  # the forward pass under bfloat16 autocast (about twice as fast on a CPU with native bfloat16)
 
 
+def drop_step(steps: int) -> int:
+    """The first step of a run of ``--steps`` ``steps`` that trains at a tenth of the lr (75 % in)."""
+    return math.ceil(0.75 * steps)
+
+
 def resolve_shape(cfg: RestoreConfig, ck: dict | None = None) -> RestoreConfig:
     """``cfg`` with ``width`` and ``depth`` filled in where they were left out: those of ``ck``,
     the checkpoint being resumed, else the ``--init`` network's (so continuing a network keeps its
@@ -327,7 +332,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
                    "init": cfg.init if ck is None else None})
 
     def lr_at(s: int) -> float:
-        return cfg.lr if s < 0.75 * cfg.steps else cfg.lr / 10
+        return cfg.lr if s < drop_step(cfg.steps) else cfg.lr / 10
 
     def evaluate():
         nonlocal best
@@ -516,7 +521,7 @@ def _stage_lines(stages: list) -> list:
     plain single-stage run."""
     parts = []
     for st in stages:
-        drop = math.ceil(0.75 * st["steps"])  # the first step lr_at gives the lower rate
+        drop = drop_step(st["steps"])
         lr = (f"lr {st['lr']:g}" if st["to_step"] <= drop else f"lr {st['lr'] / 10:g}" if st["from_step"] >= drop
               else f"lr {st['lr']:g}, {st['lr'] / 10:g} from step {drop:,}")
         parts.append(f"steps {st['from_step']:,}-{st['to_step']:,} with `--steps {st['steps']}` ({lr}"

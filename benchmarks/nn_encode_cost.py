@@ -26,10 +26,10 @@ def _arg(name: str, default: str) -> str:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
-def _kodak() -> Path:
-    """The first argument that is not an option or an option's value, else ../shared/data/kodak."""
+def _kodak(default: str = "../shared/data/kodak") -> Path:
+    """The first argument that is not an option or an option's value, else ``default``."""
     pos = [a for i, a in enumerate(sys.argv[1:], 1) if not a.startswith("--") and not sys.argv[i - 1].startswith("--")]
-    return Path(pos[0]) if pos else Path("../shared/data/kodak")
+    return Path(pos[0]) if pos else Path(default)
 
 
 def main() -> None:

@@ -70,6 +70,25 @@ def test_an_image_is_read_upright_as_its_exif_orientation_says(fmt):
     assert read_image(plain.getvalue()).shape == (20, 30, 3)
 
 
+@pytest.mark.parametrize("orientation", range(0, 10))
+def test_every_exif_orientation_is_turned_as_pillow_turns_it_and_can_be_left_as_stored(orientation):
+    from PIL import ImageOps
+
+    from mlcompress.image import exif_orientation
+
+    stored = np.random.default_rng(orientation).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    pil = Image.fromarray(stored)
+    exif = pil.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", exif=exif.tobytes())
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    assert np.array_equal(read_image(buf.getvalue()), expected)
+    assert np.array_equal(read_image(buf.getvalue(), upright=False), stored)
+    assert exif_orientation(buf.getvalue()) == (orientation if 2 <= orientation <= 8 else 1)
+
+
 def _palette_png(transparent_pixel: bool) -> bytes:
     """A palette PNG whose entry 0 is transparent, used by one pixel or by none."""
     idx = np.ones((12, 10), np.uint8)

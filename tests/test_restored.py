@@ -88,9 +88,10 @@ def test_plus_nn_decodes_to_the_base_image_or_its_restoration_as_its_flag_says(c
     data = c.encode(img, 50)
     box = mlc.unpack(data)
     plain = registry.get(base).decode(box.payload[2:])
-    fixed = restore(plain, base, 50, c.weights_dir)
+    fixed = restore(plain, base, 50, c.weights_dir, data=box.payload[2:])  # a JPEG's kept in its bins
     on = int(((fixed.astype(int) - img) ** 2).sum()) < int(((plain.astype(int) - img) ** 2).sum())
     assert box.payload[1] == int(on)
+    assert (base == "jpeg") != np.array_equal(fixed, restore(plain, base, 50, c.weights_dir))
     assert np.array_equal(c.decode(data), fixed if on else plain)
     # the same file with the flag flipped decodes the other way
     other = mlc.pack(mlc.Container(box.codec, box.width, box.height, box.channels,
@@ -196,7 +197,8 @@ def test_enhance_takes_progressive_grey_and_exif_rotated_jpegs(codecs):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     rotated = enhance(_jpeg(img, quality=30, exif=exif.tobytes()))
-    assert rotated.shape == (img.shape[1], img.shape[0], 3)
+    # restored as stored (the JPEG's blocks where the file has them), then turned upright
+    assert np.array_equal(rotated, np.rot90(enhance(_jpeg(img, quality=30)), -1))
 
 
 def test_enhance_refuses_cmyk_jpegs_png_and_non_images(codecs):
@@ -500,16 +502,19 @@ def test_train_restore_writes_a_checkpoint_that_resumes_and_exports(tmp_path):
     # the card reads the Kodak cells of its own weights, measured in either precision, and says which
     from mlcompress.codecs.restored import weights_tags
 
-    f32, b16 = weights_tags(again["weights_sha256"][:16])
+    f32, b16 = weights_tags(again["weights_sha256"][:16], "jpeg")
     cells = [{"codec": "jpeg", "quality": q, "image": "a.png", "bpp": q / 50, "psnr": 25 + q / 10} for q in (30, 60)]
     cells += [{"codec": "jpeg+nn", "quality": q, "image": "a.png", "bpp": q / 50, "psnr": 26 + q / 10, "weights": b16}
               for q in (30, 60)]
     cells.append({"codec": "jpeg+nn", "quality": 90, "image": "a.png", "bpp": 2, "psnr": 40, "weights": "0" * 16 + "-v1"})
+    cells.append({"codec": "jpeg+nn", "quality": 80, "image": "a.png", "bpp": 2, "psnr": 40,
+                  "weights": again["weights_sha256"][:16] + "-v1-bf16"})  # before the decoder kept the bins
     (tmp_path / "cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
     card = model_card(again, tmp_path / "cells.jsonl", "cmd")
     assert "network in bfloat16)" in card and "| 60 | 1.2000 | 31.00 | 1.2000 | 32.00 | +1.00 |" in card
-    assert "| 90 |" not in card  # another network's cell
-    assert f32.endswith("-v1") and b16 == f32 + "-bf16"
+    assert "| 90 |" not in card and "| 80 |" not in card  # another network's cell, an earlier decoder's
+    assert f32.endswith("-v1-bins") and b16 == f32 + "-bf16" and "quantisation bins" in card
+    assert weights_tags("0" * 16, "avif")[0].endswith("-v1")
 
 
 def test_cli_decompress_base_writes_the_base_file_byte_for_byte_and_enhance_does_folders(codecs, tmp_path):

@@ -114,14 +114,35 @@ EXIF_ORIENTATION = 0x0112
 EXIF_PHOTOMETRIC, PHOTOMETRIC_GREY = 0x0106, 1
 
 
-def _upright(pil):
-    """The image as viewers show it: rotated or flipped by its EXIF orientation (phone photos
-    store their pixels sideways and say so there), since no file we write keeps that tag."""
-    if pil.getexif().get(EXIF_ORIENTATION, 1) in (1, None):
-        return pil
-    from PIL import ImageOps
+#: EXIF orientation -> the turn of the stored pixels (an array indexed [row, column, ...]) that shows
+#: them as viewers do, the turn Pillow's ImageOps.exif_transpose makes; other values: none
+_TURNS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+          6: lambda a: np.rot90(a, -1), 7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
 
-    return ImageOps.exif_transpose(pil)
+
+def turn_upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    """The stored pixels ``img`` as viewers show them, rotated or flipped by their EXIF
+    ``orientation`` (phone photos store their pixels sideways and say so there; no file we write
+    keeps that tag)."""
+    turn = _TURNS.get(orientation)
+    return np.ascontiguousarray(turn(img)) if turn else img
+
+
+def _orientation(pil) -> int:
+    value = pil.getexif().get(EXIF_ORIENTATION, 1)
+    return value if isinstance(value, int) and value in _TURNS else 1
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation of an image file: 2..8, or 1 when its pixels are stored upright (no
+    tag, or a value that is not an orientation)."""
+    from PIL import Image
+
+    try:
+        with _our_pixel_limit(), Image.open(io.BytesIO(data)) as pil:
+            return _orientation(pil)
+    except Exception:  # an unreadable file: read_image says why
+        return 1
 
 
 def _is_16_bit(pil) -> bool:
@@ -150,8 +171,9 @@ def _our_pixel_limit():
         Image.MAX_IMAGE_PIXELS = old
 
 
-def read_image(source: str | Path | bytes) -> np.ndarray:
-    """Read an image file (any format Pillow reads) into a uint8 array.
+def read_image(source: str | Path | bytes, upright: bool = True) -> np.ndarray:
+    """Read an image file (any format Pillow reads) into a uint8 array, turned as its EXIF
+    orientation says (:func:`turn_upright`) unless ``upright`` is False.
 
     Raises CorruptDataError when the bytes are not a readable image, LimitError when it is too big,
     UnsupportedError for an animation (GIF, APNG, WebP, AVIF with more than one frame).
@@ -167,7 +189,8 @@ def read_image(source: str | Path | bytes) -> np.ndarray:
                     f"an animated {pil.format} ({pil.n_frames} frames); only still images are coded: "
                     "save the frame you want as PNG first")
             pil.load()
-            return from_pil(_upright(pil))
+            img = from_pil(pil)
+            return turn_upright(img, _orientation(pil)) if upright else img
     except UnidentifiedImageError:
         raise CorruptDataError("not a recognised image file") from None
     except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: Pillow's AVIF decoder

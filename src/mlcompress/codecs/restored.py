@@ -69,10 +69,11 @@ def load_network(base: str, weights_dir: Path | None = None):
     return _models[key], digest
 
 
-def weights_tags(sha16: str) -> tuple[str, str]:
-    """The bench's weights tags (Codec.weights_tag) of the network whose weights file's SHA-256
-    starts with ``sha16``: run in float32, and run in bfloat16."""
-    tag = f"{sha16}-v{LAYOUT_VERSION}"
+def weights_tags(sha16: str, base: str) -> tuple[str, str]:
+    """The bench's weights tags (Codec.weights_tag) of ``base``'s network whose weights file's
+    SHA-256 starts with ``sha16``: run in float32, and run in bfloat16. jpeg's say "bins": its
+    decoder keeps the restored image in the file's quantisation bins (:func:`restore`)."""
+    tag = f"{sha16}-v{LAYOUT_VERSION}" + ("-bins" if base == "jpeg" else "")
     return tag, f"{tag}-bf16"
 
 
@@ -82,9 +83,12 @@ def normalised_quality(base: str, quality: float) -> float:
     return (float(quality) - lo) / (hi - lo)
 
 
-def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None = None, net=None) -> np.ndarray:
-    """The restored uint8 image (HxW grey or HxWx3) of a ``base``-decoded image coded at ``quality``
-    (with ``net``, or the installed network of ``base``)."""
+def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None = None, net=None,
+            data: bytes | None = None) -> np.ndarray:
+    """The restored uint8 image (HxW grey or HxWxC) of a ``base``-decoded image coded at ``quality``
+    (with ``net``, or the installed network of ``base``). With ``data``, the base file that ``img``
+    was decoded from (in its stored orientation): a JPEG's restored image is then kept inside the
+    file's quantisation bins (codecs/jpegbins.py)."""
     from ..nn.restore import restore_image
     from ..threads import single_torch_thread
 
@@ -96,7 +100,11 @@ def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None
         out = restore_image(net, rgb, normalised_quality(base, quality))
     if grey:
         out = grey_from_rgb(out)
-        return out[:, :, 0] if img.ndim == 2 else out
+        out = out[:, :, 0] if img.ndim == 2 else out
+    if data is not None and base == "jpeg":
+        from .jpegbins import constrain
+
+        out = constrain(data, out)
     return out
 
 
@@ -147,7 +155,7 @@ class Restored(NativeCodec):
             return ""
         from ..nn.restore import native_bf16
 
-        return weights_tags(weights_hash(path).hex()[:16])[native_bf16()]
+        return weights_tags(weights_hash(path).hex()[:16], self.base)[native_bf16()]
 
     def expected_weights_hash(self, c: mlc.Container) -> bytes | None:
         if c.model != model_name(self.base):
@@ -161,7 +169,7 @@ class Restored(NativeCodec):
         data = base.encode(src, quality)
         decoded = _with_channels(base.decode(data), img.shape)
         net, digest = load_network(self.base, self.weights_dir)
-        restored = restore(decoded, self.base, quality, net=net)
+        restored = restore(decoded, self.base, quality, net=net, data=data)
         on = mse(img, restored) < mse(img, decoded)
         payload = bytes([LAYOUT_VERSION, FLAG_NETWORK if on else 0]) + data
         return Encoded(payload, {"quality": quality}, model_name(self.base), digest)
@@ -198,7 +206,7 @@ class Restored(NativeCodec):
         except Exception as exc:  # a decoder library's own error on damaged data
             raise CorruptDataError(f"cannot decode the embedded {self.base} file: {exc}") from None
         img = _with_channels(img, c.shape)
-        return restore(img, self.base, q, self.weights_dir) if on else img
+        return restore(img, self.base, q, self.weights_dir, data=data) if on else img
 
     def describe_payload(self, c: mlc.Container) -> dict:
         on, q, data = self.split(c)
@@ -316,7 +324,7 @@ def detect_base(data: bytes) -> str:
 
 def enhance(data: bytes, weights_dir: Path | None = None) -> np.ndarray:
     """Decode a JPEG, WebP or AVIF file and restore it with its base's network -> uint8 image."""
-    from ..image import read_image
+    from ..image import exif_orientation, read_image, turn_upright
 
     base = detect_base(data)
     if base == "jpeg":
@@ -332,9 +340,10 @@ def enhance(data: bytes, weights_dir: Path | None = None) -> np.ndarray:
         quality = jpeg_quality(data)
         if quality > get("jpeg").quality_range[1]:  # beyond the trained range: nothing to restore
             quality = get("jpeg").quality_range[1]
-    img = read_image(bytes(data))
+    # a JPEG is restored as stored (its 8x8 blocks where the file has them, for the bins), then turned
+    img = read_image(bytes(data), upright=base != "jpeg")
     if img.ndim == 3 and img.shape[2] == 4:
         raise UnsupportedError(f"enhance does not take images with an alpha channel (this {base} file has one)")
     if base != "jpeg":
-        quality = estimate_quality(base, img, len(data))
-    return restore(img, base, quality, weights_dir)
+        return restore(img, base, estimate_quality(base, img, len(data)), weights_dir)
+    return turn_upright(restore(img, base, quality, weights_dir, data=bytes(data)), exif_orientation(bytes(data)))

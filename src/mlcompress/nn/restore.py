@@ -28,7 +28,7 @@ import numpy as np
 WIDTH = 32
 DEPTH = 7
 #: tile edge (full-resolution pixels) for images larger than one tile: bounds memory on big photos
-TILE = 512
+TILE = 768
 
 
 def _torch():

@@ -540,7 +540,7 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
     codec = f"{base}+nn"
     from ..codecs.restored import weights_tags
 
-    tags = weights_tags(recipe["weights_sha256"][:16])
+    tags = weights_tags(recipe["weights_sha256"][:16], base)
     mine = _kodak_curves(cells_path, codec, tags)
     measured = set().union(*(m["tags"] for m in mine.values()))
     anchors = {base: _kodak_curves(cells_path, base)}
@@ -555,6 +555,8 @@ def model_card(recipe: dict, cells_path: str | Path, command: str) -> str:
                 f"raise the held-out gain from {recipe['held_out_gain_db']:+.3f} to "
                 f"{recipe['held_out_gain_views_db']:+.3f} dB at {recipe['views']}x the network's time. "
                 if recipe.get("views", 1) > 1 and recipe.get("held_out_gain_views_db") is not None else "")
+             + ("The decoder then keeps the restored image inside the JPEG file's quantisation bins "
+                "(codecs/jpegbins.py). " if base == "jpeg" else "")
              + f"Weights: `{recipe['name']}.safetensors`, SHA-256 `{recipe['weights_sha256'][:16]}...`, "
              f"{recipe['weights_bytes']:,} bytes.", "",
              "## Training", "",

@@ -104,3 +104,12 @@ def test_bands_of_rows_give_the_image_of_one_pass(monkeypatch, subsampling):
     whole = constrain(data, noisy)
     monkeypatch.setattr(jpegbins, "BAND", 16)
     assert np.array_equal(constrain(data, noisy), whole) and not np.array_equal(whole, noisy)
+
+
+def test_a_missing_or_zero_quantisation_table_is_no_table():
+    from types import SimpleNamespace
+
+    layer = [(1, 1, 1, 0)]
+    assert jpegbins._tables(SimpleNamespace(quantization={0: [0] + [1] * 63}, layer=layer)) is None
+    assert jpegbins._tables(SimpleNamespace(quantization={1: [1] * 64}, layer=layer)) is None
+    assert jpegbins._tables(SimpleNamespace(quantization={0: [2] * 64}, layer=layer))[0].shape == (8, 8)

@@ -81,8 +81,14 @@ def _layout(im) -> str | None:
     return None
 
 
-def _tables(im) -> list[np.ndarray]:
-    return [np.asarray(im.quantization[c[3]], np.float32).reshape(8, 8) for c in im.layer]
+def _tables(im) -> list[np.ndarray] | None:
+    """Each component's 8x8 quantisation table (natural order); None where one is missing or
+    holds a 0, which a valid file never does."""
+    try:
+        tables = [np.asarray(im.quantization[c[3]], np.float32).reshape(8, 8) for c in im.layer]
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+    return tables if all(t.min() > 0 for t in tables) else None
 
 
 def _half(plane: np.ndarray) -> np.ndarray:
@@ -128,6 +134,8 @@ def constrain(data: bytes, img: np.ndarray) -> np.ndarray:
         if layout is None or im.size != (img.shape[1], img.shape[0]):
             return img
         tables = _tables(im)
+        if tables is None:
+            return img
         if layout != "grey":
             im.draft("YCbCr", im.size)
         luma = np.asarray(im)

@@ -38,10 +38,7 @@ def main() -> None:
         for q in qualities:
             data = jpeg.encode(img, q)
             out = restore(jpeg.decode(data), "jpeg", q, net=net)
-            gains = []
-            for s in shrinks:
-                jpegbins.SHRINK = s
-                gains.append(psnr(img, jpegbins.constrain(data, out)) - psnr(img, out))
+            gains = [psnr(img, jpegbins.constrain(data, out, s)) - psnr(img, out) for s in shrinks]
             rows.setdefault(q, []).append((psnr(img, out), *gains))
     print(f"{len(held)} held-out photos from {folder}; gain of the bins over the network's image (dB)")
     for q, r in rows.items():

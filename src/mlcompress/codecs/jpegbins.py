@@ -46,9 +46,9 @@ def _idct(coef: np.ndarray) -> np.ndarray:
     return (_C.T @ (coef @ _C).reshape(a, 8, b * 8)).reshape(a * 8, b * 8)
 
 
-def _change(stored: np.ndarray, plane: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, int, int]:
+def _change(stored: np.ndarray, plane: np.ndarray, table: np.ndarray, shrink: float) -> tuple[np.ndarray, int, int]:
     """(the change to ``plane``'s top-left h x w that moves its coefficients into the central
-    SHRINK of the bins that the decoded ``stored`` plane's coefficients fall in, h, w). Blocks that
+    ``shrink`` of the bins that the decoded ``stored`` plane's coefficients fall in, h, w). Blocks that
     the plane's edge cuts, or with a stored sample the decoder clipped (0 or 255), are left alone."""
     h, w = (min(stored.shape[0], plane.shape[0]) // 8) * 8, (min(stored.shape[1], plane.shape[1]) // 8) * 8
     if not h or not w:
@@ -57,7 +57,7 @@ def _change(stored: np.ndarray, plane: np.ndarray, table: np.ndarray) -> tuple[n
     q = table[None, :, None, :]
     k = np.round(_dct(s.astype(np.float32) - 128) / q)
     c = _dct(plane[:h, :w] - 128)
-    half = SHRINK / 2
+    half = shrink / 2
     d = np.clip(c, (k - half) * q, (k + half) * q) - c
     clipped = ((s == 0) | (s == 255)).reshape(h // 8, 8, w // 8, 8).any(axis=(1, 3))
     d *= ~clipped[:, None, :, None]
@@ -97,21 +97,22 @@ def _half(plane: np.ndarray) -> np.ndarray:
     return (plane[0:h:2, 0:w:2] + plane[1:h:2, 0:w:2] + plane[0:h:2, 1:w:2] + plane[1:h:2, 1:w:2]) * 0.25
 
 
-def _band(img: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, tables: list, layout: str) -> np.ndarray:
+def _band(img: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, tables: list, layout: str,
+          shrink: float) -> np.ndarray:
     """:func:`constrain` on rows of the image (starting on a multiple of 16) and of its stored planes."""
     if layout == "grey":
         plane = img.reshape(img.shape[0], img.shape[1]).astype(np.float32)
-        d, h, w = _change(luma, plane, tables[0])
+        d, h, w = _change(luma, plane, tables[0], shrink)
         plane[:h, :w] += d
         return np.clip(np.round(plane), 0, 255).astype(np.uint8).reshape(img.shape)
     rgb = [img[:, :, i].astype(np.float32) for i in range(3)]
     ycc = [sum(float(m) * c for m, c in zip(row, rgb)) + (128 if i else 0) for i, row in enumerate(_YCC)]
     change = [np.zeros(img.shape[:2], np.float32) for _ in range(3)]
-    d, h, w = _change(luma[:, :, 0], ycc[0], tables[0])
+    d, h, w = _change(luma[:, :, 0], ycc[0], tables[0], shrink)
     change[0][:h, :w] = d
     if chroma is not None:
         for ch in (1, 2):
-            d, h, w = _change(chroma[:, :, ch], ycc[ch] if layout == "444" else _half(ycc[ch]), tables[ch])
+            d, h, w = _change(chroma[:, :, ch], ycc[ch] if layout == "444" else _half(ycc[ch]), tables[ch], shrink)
             if layout == "420":
                 d, h, w = d.repeat(2, axis=0).repeat(2, axis=1), 2 * h, 2 * w
             change[ch][:h, :w] = d
@@ -122,10 +123,10 @@ def _band(img: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, tables: 
     return out
 
 
-def constrain(data: bytes, img: np.ndarray) -> np.ndarray:
+def constrain(data: bytes, img: np.ndarray, shrink: float = SHRINK) -> np.ndarray:
     """The restored uint8 image ``img`` (the JPEG ``data``'s size; H x W, H x W x 1 or H x W x 3, in
-    the file's stored orientation) with its DCT coefficients clipped into the central SHRINK of the
-    file's quantisation bins; ``img`` itself when the file's layout is not handled. Works in bands
+    the file's stored orientation) with its DCT coefficients clipped into the central ``shrink``
+    (0..1) of the file's quantisation bins; ``img`` itself when the file's layout is not handled. Works in bands
     of BAND rows, so its memory is bounded as the network's tiles are."""
     from PIL import Image
 
@@ -153,5 +154,5 @@ def constrain(data: bytes, img: np.ndarray) -> np.ndarray:
     for y0 in range(0, img.shape[0], BAND):
         y1 = y0 + BAND
         out[y0:y1] = _band(img[y0:y1], luma[y0:y1], None if chroma is None else chroma[y0 // sub : y1 // sub],
-                           tables, layout)
+                           tables, layout, shrink)
     return out

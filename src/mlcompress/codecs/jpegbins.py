@@ -134,14 +134,14 @@ def constrain(data: bytes, img: np.ndarray, shrink: float = SHRINK) -> np.ndarra
         layout = _layout(im)
         if layout is None or im.size != (img.shape[1], img.shape[0]):
             return img
+        if layout != "grey" and (img.ndim != 3 or img.shape[2] != 3):
+            return img
         tables = _tables(im)
         if tables is None:
             return img
         if layout != "grey":
             im.draft("YCbCr", im.size)
         luma = np.asarray(im)
-    if layout != "grey" and (img.ndim != 3 or img.shape[2] != 3):
-        return img
     chroma = luma if layout == "444" else None
     if layout == "420":
         with Image.open(io.BytesIO(data)) as im:

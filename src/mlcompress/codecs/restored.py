@@ -24,12 +24,17 @@ from ..metrics import mse
 from ..registry import get, register
 from ..weights import WEIGHTS_DIR
 from .base import Encoded, NativeCodec
+from .jpegbins import constrain
 from .learned import weights_hash
 
 LAYOUT_VERSION = 1
 FLAG_NETWORK = 1
 #: the base codecs that have a restoration network
 BASES = ("avif", "jpeg", "webp")
+#: steps after the network that need the base file itself, per base, each with the tag that marks
+#: bench cells measured with it: jpeg's decoder keeps the restored image inside the file's
+#: quantisation bins (codecs/jpegbins.py)
+FILE_STEPS = {"jpeg": ("bins", constrain)}
 #: side of the centre crop re-encoded to estimate an AVIF/WebP file's quality (enhance)
 ESTIMATE_CROP = 384
 
@@ -71,9 +76,9 @@ def load_network(base: str, weights_dir: Path | None = None):
 
 def weights_tags(sha16: str, base: str) -> tuple[str, str]:
     """The bench's weights tags (Codec.weights_tag) of ``base``'s network whose weights file's
-    SHA-256 starts with ``sha16``: run in float32, and run in bfloat16. jpeg's say "bins": its
-    decoder keeps the restored image in the file's quantisation bins (:func:`restore`)."""
-    tag = f"{sha16}-v{LAYOUT_VERSION}" + ("-bins" if base == "jpeg" else "")
+    SHA-256 starts with ``sha16``: run in float32, and run in bfloat16. They name the base's
+    FILE_STEPS (jpeg's "bins"), so cells measured without them are measured again."""
+    tag = f"{sha16}-v{LAYOUT_VERSION}" + (f"-{FILE_STEPS[base][0]}" if base in FILE_STEPS else "")
     return tag, f"{tag}-bf16"
 
 
@@ -87,8 +92,8 @@ def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None
             data: bytes | None = None) -> np.ndarray:
     """The restored uint8 image (HxW grey or HxWxC) of a ``base``-decoded image coded at ``quality``
     (with ``net``, or the installed network of ``base``). With ``data``, the base file that ``img``
-    was decoded from (in its stored orientation): a JPEG's restored image is then kept inside the
-    file's quantisation bins (codecs/jpegbins.py)."""
+    was decoded from (in its stored orientation), for the base's FILE_STEPS: a JPEG's restored
+    image is then kept inside the file's quantisation bins."""
     from ..nn.restore import restore_image
     from ..threads import single_torch_thread
 
@@ -101,10 +106,8 @@ def restore(img: np.ndarray, base: str, quality: float, weights_dir: Path | None
     if grey:
         out = grey_from_rgb(out)
         out = out[:, :, 0] if img.ndim == 2 else out
-    if data is not None and base == "jpeg":
-        from .jpegbins import constrain
-
-        out = constrain(data, out)
+    if data is not None and base in FILE_STEPS:
+        out = FILE_STEPS[base][1](data, out)
     return out
 
 
@@ -340,10 +343,13 @@ def enhance(data: bytes, weights_dir: Path | None = None) -> np.ndarray:
         quality = jpeg_quality(data)
         if quality > get("jpeg").quality_range[1]:  # beyond the trained range: nothing to restore
             quality = get("jpeg").quality_range[1]
-    # a JPEG is restored as stored (its 8x8 blocks where the file has them, for the bins), then turned
-    img = read_image(bytes(data), upright=base != "jpeg")
+    # a base with FILE_STEPS is restored as stored (a JPEG's 8x8 blocks where the file has them),
+    # then turned as its EXIF orientation says
+    img = read_image(bytes(data), upright=base not in FILE_STEPS)
     if img.ndim == 3 and img.shape[2] == 4:
         raise UnsupportedError(f"enhance does not take images with an alpha channel (this {base} file has one)")
     if base != "jpeg":
-        return restore(img, base, estimate_quality(base, img, len(data)), weights_dir)
+        quality = estimate_quality(base, img, len(data))
+    if base not in FILE_STEPS:
+        return restore(img, base, quality, weights_dir)
     return turn_upright(restore(img, base, quality, weights_dir, data=bytes(data)), exif_orientation(bytes(data)))

@@ -49,6 +49,15 @@ LAYOUT_VERSIONS = (1, 2)
 #: largest (padded) image the refining encoders take: their backward pass holds every layer's
 #: activations, Refiner included: about 1.1 GB per megapixel for N=64 (4.7 GB peak at 2048 x 2048)
 REFINE_MAX_PIXELS = 4 << 20
+#: the refining encoders' recipes, by refinement revision: nn.refine's arguments. A file's bytes
+#: depend on the one that ran, so a refining codec's weights tag names it (docs/CODECS.md,
+#: "Refinement revisions"). 1 fits the latents to g_s's output before the Refiner, 2 through
+#: the whole decoder; 3 is 2 in about a ninth of the time (bfloat16, fewer steps, a cooler start)
+REFINE_REVISIONS = {
+    1: {"steps": 100, "lr": 0.04, "through_refiner": False},
+    2: {"steps": 100, "lr": 0.04, "through_refiner": True},
+    3: {"steps": 40, "lr": 0.06, "through_refiner": True, "tau_max": 0.3, "bf16": True},
+}
 
 _cache: dict = {}
 
@@ -85,11 +94,9 @@ class _Learned(NativeCodec):
     channels = (1, 3)
     #: where the weights are looked up (tests point this at a temporary folder)
     weights_dir: Path | None = None
-    #: encoder-side latent refinement steps (nn.refine); 0 for the plain encoder
-    refine_steps: int = 0
-    #: what that refinement optimises: 2 fits the latents through the whole decoder, Refiner
-    #: included; 1 (untagged) stops before the Refiner. A codec moves to 2 once it is benchmarked
-    refine_revision: int = 2
+    #: encoder-side latent refinement (nn.refine): its recipe in REFINE_REVISIONS; 0 for the
+    #: plain encoder. A codec moves to another revision once it is benchmarked with it
+    refine_revision: int = 0
 
     @property
     def bench_qualities(self) -> tuple[int, ...]:  # type: ignore[override]
@@ -136,15 +143,14 @@ class _Learned(NativeCodec):
         ph, pw = -h % m, -w % m
         rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255)
-        if self.refine_steps:
+        if self.refine_revision:
             from ..nn.refine import refine
 
             if x.shape[-2] * x.shape[-1] > REFINE_MAX_PIXELS:
                 raise UnsupportedError(
                     f"{self.name} refines images of up to {REFINE_MAX_PIXELS / 1e6:.1f} megapixels "
                     f"(this one is {h * w / 1e6:.1f}); use {self.file_codec}, which codes any size")
-            lat = refine(model, x, self.lmbda(quality), self.refine_steps,
-                         through_refiner=self.refine_revision > 1)
+            lat = refine(model, x, self.lmbda(quality), **REFINE_REVISIONS[self.refine_revision])
             enc = model.compress_latents(lat)
         else:
             with torch.no_grad():
@@ -264,7 +270,11 @@ class _Refining:
     """Mixin for an encoder with per-image latent refinement (nn.refine) that writes the files of
     the codec it extends (``format_name``): any decoder of that codec reads them."""
 
-    refine_steps = 100
+    refine_revision = 3
+
+    @property
+    def refine_steps(self) -> int:
+        return REFINE_REVISIONS[self.refine_revision]["steps"]
 
     def weights_tag(self, quality) -> str:
         # the bytes depend on the refinement as much as on the weights: benchmark caches key on both
@@ -284,8 +294,8 @@ class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
     # fits before the Refiner, the faster objective: through it, Kodak q3 cost 2.2x the encoding
     # time for about 4 % fewer bits (docs/CODECS.md, "Refiner")
     refine_revision = 1
-    description = (f"learned: hyperprior with per-image latent refinement (SGA, {_Refining.refine_steps} steps) "
-                   "at encode time; writes hyperprior files, slow to encode")
+    description = (f"learned: hyperprior with per-image latent refinement (SGA, {REFINE_REVISIONS[1]['steps']} "
+                   "steps) at encode time; writes hyperprior files, slow to encode")
 
 
 @register
@@ -305,8 +315,8 @@ class HyperpriorContextRefinedCodec(_Refining, HyperpriorContextCodec):
 
     name = "hyperprior-ctx-sga"
     format_name = "hyperprior-ctx"
-    description = (f"learned: hyperprior-ctx with per-image latent refinement (SGA, {_Refining.refine_steps} "
-                   "steps) at encode time; writes hyperprior-ctx files, slow to encode")
+    description = (f"learned: hyperprior-ctx with per-image latent refinement (SGA, {REFINE_REVISIONS[3]['steps']} "
+                   "bfloat16 steps) at encode time; writes hyperprior-ctx files, about 20 s per Kodak image")
 
 
 #: one variable-rate model is shared by every quality: its ``quality`` is set, then used, under this lock

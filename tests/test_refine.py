@@ -95,17 +95,22 @@ def test_bfloat16_refinement_lowers_the_cost_about_as_much_as_float32(kodak_imag
     assert abs(bf16 - fp32) < 0.01 * fp32, (fp32, bf16)
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["bf16-cpu", "no-bf16-cpu"])
 @pytest.mark.parametrize("name", sorted(REFINERS))
-def test_a_refining_encoder_runs_its_revisions_recipe_and_its_tag_names_the_revision(name, tiny_weights, monkeypatch, rng):
+def test_a_refining_encoder_runs_its_revisions_recipe_and_its_tag_names_the_revision(name, native, tiny_weights, monkeypatch, rng):
+    """The recipe is the revision's, except that bfloat16 runs only on a CPU that has it."""
     import mlcompress.nn.refine as nn_refine
+    import mlcompress.nn.restore as nn_restore
 
+    monkeypatch.setattr(nn_restore, "native_bf16", lambda: native)
     codec = registry.get(name)
     monkeypatch.setattr(codec, "weights_dir", tiny_weights)
     seen = []
     real = nn_refine.refine
     monkeypatch.setattr(nn_refine, "refine", lambda *a, **k: seen.append(k) or real(*a, **k))
     codec.encode(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), 3)
-    assert seen == [learned.REFINE_REVISIONS[codec.refine_revision]]
+    recipe = learned.REFINE_REVISIONS[codec.refine_revision]
+    assert seen == [{**recipe, "bf16": native} if "bf16" in recipe else recipe]
     assert seen[0]["through_refiner"] == (codec.refine_revision > 1)
     assert codec.weights_tag(3).endswith(f"-sga{seen[0]['steps']}r{codec.refine_revision}") == (codec.refine_revision > 1)
 

@@ -150,7 +150,14 @@ class _Learned(NativeCodec):
                 raise UnsupportedError(
                     f"{self.name} refines images of up to {REFINE_MAX_PIXELS / 1e6:.1f} megapixels "
                     f"(this one is {h * w / 1e6:.1f}); use {self.file_codec}, which codes any size")
-            lat = refine(model, x, self.lmbda(quality), **REFINE_REVISIONS[self.refine_revision])
+            recipe = dict(REFINE_REVISIONS[self.refine_revision])
+            if recipe.get("bf16"):
+                from ..nn.restore import native_bf16
+
+                # without bfloat16 hardware oneDNN emulates it, slower than float32: the same
+                # steps run in float32 there (other bytes, the same format)
+                recipe["bf16"] = native_bf16()
+            lat = refine(model, x, self.lmbda(quality), **recipe)
             enc = model.compress_latents(lat)
         else:
             with torch.no_grad():

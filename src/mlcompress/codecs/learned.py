@@ -275,9 +275,8 @@ class HyperpriorCodec(_Learned):
 
 class _Refining:
     """Mixin for an encoder with per-image latent refinement (nn.refine) that writes the files of
-    the codec it extends (``format_name``): any decoder of that codec reads them."""
-
-    refine_revision = 3
+    the codec it extends (``format_name``): any decoder of that codec reads them. Each such
+    codec names its ``refine_revision``."""
 
     @property
     def refine_steps(self) -> int:
@@ -301,7 +300,7 @@ class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
     # fits before the Refiner, the faster objective: through it, Kodak q3 cost 2.2x the encoding
     # time for about 4 % fewer bits (docs/CODECS.md, "Refiner")
     refine_revision = 1
-    description = (f"learned: hyperprior with per-image latent refinement (SGA, {REFINE_REVISIONS[1]['steps']} "
+    description = (f"learned: hyperprior with per-image latent refinement (SGA, {REFINE_REVISIONS[refine_revision]['steps']} "
                    "steps) at encode time; writes hyperprior files, slow to encode")
 
 
@@ -322,7 +321,8 @@ class HyperpriorContextRefinedCodec(_Refining, HyperpriorContextCodec):
 
     name = "hyperprior-ctx-sga"
     format_name = "hyperprior-ctx"
-    description = (f"learned: hyperprior-ctx with per-image latent refinement (SGA, {REFINE_REVISIONS[3]['steps']} "
+    refine_revision = 3
+    description = (f"learned: hyperprior-ctx with per-image latent refinement (SGA, {REFINE_REVISIONS[refine_revision]['steps']} "
                    "bfloat16 steps) at encode time; writes hyperprior-ctx files, about 20 s per Kodak image")
 
 

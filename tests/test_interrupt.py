@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlcompress.interrupt import sigterm_as_interrupt, stop_workers, worker_pool
+from mlcompress.interrupt import grad_mode_restored, sigterm_as_interrupt, stop_workers, worker_pool
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads child processes from /proc (Linux)")
 
@@ -50,6 +50,14 @@ def test_sigterm_inside_the_block_raises_keyboard_interrupt_and_the_old_handler_
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_torch_gradients_are_on_again_after_an_interrupt_that_landed_while_torch_had_them_off():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(KeyboardInterrupt), grad_mode_restored():
+        torch.set_grad_enabled(False)  # as inside an optimizer's step, when the signal comes
+        raise KeyboardInterrupt
+    assert torch.is_grad_enabled()
 
 
 @needs_proc

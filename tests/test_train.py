@@ -624,6 +624,7 @@ def test_sigterm_stops_training_with_a_checkpoint_like_ctrl_c(tiny_data, tmp_pat
         train(_cfg(tiny_data, out, 100000))
     assert torch.load(out, weights_only=False)["step"] > 0
     assert signal.getsignal(signal.SIGTERM) is before
+    assert torch.is_grad_enabled()  # wherever the signal landed
 
 
 # ------------------------------------------------ the GPU training command (docs/GPU.md), run on the CPU

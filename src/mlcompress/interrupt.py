@@ -1,4 +1,5 @@
-"""Stopping cleanly: SIGTERM taken like Ctrl-C, and worker processes that stop with their parent.
+"""Stopping cleanly: SIGTERM taken like Ctrl-C, worker processes that stop with their parent, and
+torch's grad mode as it was.
 
 A shell's background jobs ignore SIGINT, and ``kill``, ``timeout`` and job schedulers send
 SIGTERM, whose default action ends the process on the spot: no checkpoint, no message, and the
@@ -34,6 +35,21 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
+def grad_mode_restored():
+    """Within the block, anything; after it, however it ends, torch's grad mode is as before. An
+    interrupt (Ctrl-C, or SIGTERM above) can land inside torch's own switches of that mode (an
+    optimizer's step, gradient clipping) between the switch and its restore, which would leave
+    gradients off for whatever the process runs next."""
+    import torch
+
+    mode = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.set_grad_enabled(mode)
 
 
 def stop_workers(pool) -> None:

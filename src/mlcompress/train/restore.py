@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ..interrupt import sigterm_as_interrupt
+from ..interrupt import grad_mode_restored, sigterm_as_interrupt
 
 #: base codecs with a restoration network
 BASES = ("avif", "jpeg", "webp")
@@ -361,7 +361,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
     run_start = elapsed
     last_ck = start
     acc, n_acc = 0.0, 0
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), grad_mode_restored():
         try:
             while step < cfg.steps:
                 if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:

@@ -12,7 +12,7 @@ annealing at temperature T (codecs.learned.REFINE_REVISIONS lists the codecs' re
 4 is 45:0.06:bf16:tau_max=0.3). Choose recipes on training photos
 (``--data ../shared/data/train --images 10081,160067,231015,365025``), not on Kodak. Printed per
 image and variant: CPU seconds of the refinement (one thread, time.process_time, the kernel's
-time for page faults included; benchmarks/refine_heap.py measures those) and its minor page
+time for page faults included; benchmarks/retained_heap.py measures those) and its minor page
 faults in thousands, bytes of the
 entropy-coded streams (the post-filter block, the same kind for all, is left out), PSNR of the
 decoded uint8 image, and the real rate-distortion cost J = lambda * MSE(0..255) + bpp that

@@ -1,5 +1,5 @@
 """heap.retained_heap: it changes no numbers, and does nothing off glibc. What it saves (page
-faults, time) is measured by benchmarks/refine_speed.py's ``free`` variants, not here: whether
+faults, time) is measured by benchmarks/retained_heap.py, not here: whether
 glibc reuses a freed block depends on the heap's state."""
 
 from __future__ import annotations

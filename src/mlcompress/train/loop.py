@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..heap import retained_heap
 from ..interrupt import grad_mode_restored, sigterm_as_interrupt
 
 
@@ -454,7 +455,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     last_ck = start
     acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
     skipped = 0
-    with sigterm_as_interrupt(), grad_mode_restored():
+    with sigterm_as_interrupt(), grad_mode_restored(), retained_heap():
         try:
             while step < cfg.steps:
                 if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..heap import retained_heap
 from ..interrupt import grad_mode_restored, sigterm_as_interrupt
 
 #: base codecs with a restoration network
@@ -361,7 +362,7 @@ def train_restore(cfg: RestoreConfig, log=print) -> dict:
     run_start = elapsed
     last_ck = start
     acc, n_acc = 0.0, 0
-    with sigterm_as_interrupt(), grad_mode_restored():
+    with sigterm_as_interrupt(), grad_mode_restored(), retained_heap():
         try:
             while step < cfg.steps:
                 if cfg.time_limit_minutes is not None and time.monotonic() - start > 60 * cfg.time_limit_minutes:

@@ -39,7 +39,7 @@ def _glibc():
         lib.gnu_get_libc_version  # noqa: B018 (raises AttributeError off glibc)
         lib.mallopt  # noqa: B018
         lib.malloc_trim  # noqa: B018
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         return None
     return lib
 

@@ -245,6 +245,11 @@ _CAE_ARGS = ["--max-steps", "1"]
     ("hyperprior", [*_LOOP_ARGS, "--crop", "96"], "--crop must be a multiple of 64 for hyperprior"),
     ("factorized", [*_LOOP_ARGS, "--crop", "0"], "--crop must be a multiple of 16 for factorized"),
     ("hyperprior-ctx", [*_LOOP_ARGS, "--M", "10"], "--M must be a multiple of 4 for hyperprior-ctx"),
+    ("hyperprior-ctx", [*_LOOP_ARGS, "--M", "12", "--groups", "4,4"], "--groups must be sizes of at least 1 "
+                                                                      "summing to --M (12), got 4,4"),
+    ("hyperprior-ctx", [*_LOOP_ARGS, "--groups", "8,x"], "argument --groups: '8,x' is not a list of sizes"),
+    ("hyperprior-ctx", [*_LOOP_ARGS, "--groups", "96,0"], "argument --groups: '96,0' is not a list of sizes"),
+    ("hyperprior", [*_LOOP_ARGS, "--groups", "48,48"], "--groups: hyperprior has no channel groups"),
     ("cae-thesis", [*_CAE_ARGS, "--epochs", "0"], "--epochs must be at least 1, got 0"),
     ("cae-thesis", [*_CAE_ARGS, "--batch", "0"], "--batch must be at least 1, got 0"),
     ("cae-thesis", ["--max-steps", "0"], "--max-steps must be at least 1, got 0"),
@@ -491,6 +496,35 @@ def test_init_from_weights_of_another_shape_is_a_usage_error():
     # a larger M widens (tests/test_widen.py), but only with the same transform width
     with pytest.raises(UsageError, match="same N"):
         init_from(build("hyperprior", 16, 16), build("hyperprior", 8, 8), log=lambda msg: None)
+
+
+def test_init_from_a_context_model_with_other_channel_groups_keeps_all_but_the_context_nets():
+    from mlcompress.nn.models import build
+    from mlcompress.train.loop import init_from
+
+    torch.manual_seed(0)
+    src = build("hyperprior-ctx", 8, 12)
+    for net in src.ctx:
+        torch.nn.init.normal_(net[-1].weight, std=0.3)
+    model = build("hyperprior-ctx", 8, 12, groups=(2, 2, 8))
+    said = []
+    init_from(model, src, log=said.append)
+    assert said == ["init: channel groups 2,2,8 instead of 3,3,3,3: new context nets "
+                    "(at zero, so coding as the hyperprior)"]
+    own, theirs = model.state_dict(), src.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in own.items() if not k.startswith("ctx."))
+    assert len(model.ctx) == 6 and all(not net[-1].weight.any() for net in model.ctx)
+
+
+def test_resuming_with_other_channel_groups_is_refused(tiny_data, tmp_path):
+    from mlcompress.errors import UsageError
+
+    ck = tmp_path / "ctx.pt"
+    train(_cfg(tiny_data, ck, 1, model="hyperprior-ctx", M=12, groups=(2, 2, 8)))
+    assert torch.load(ck, weights_only=False)["config"]["groups"] == (2, 2, 8)
+    with pytest.raises(UsageError, match=r"checkpoint has groups=\(2, 2, 8\), asked for None"):
+        train(_cfg(tiny_data, ck, 2, model="hyperprior-ctx", M=12, resume=True))
+    assert train(_cfg(tiny_data, ck, 2, model="hyperprior-ctx", M=12, groups=[2, 2, 8], resume=True))["step"] == 2
 
 
 def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_own_entropy_model():

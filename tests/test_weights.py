@@ -60,6 +60,30 @@ def test_load_weights_gives_back_the_exported_model_in_float32(tmp_path):
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_weights_record_uneven_channel_groups_and_load_them_and_default_groups_add_no_metadata(tmp_path):
+    from mlcompress.nn.models import build
+    from mlcompress.train.export import write_weights
+
+    torch.manual_seed(0)
+    write_weights(build("hyperprior-ctx", 8, 12, groups=(2, 2, 8)), "hyperprior-ctx-q3", 0.013, tmp_path / "u")
+    model, meta, _ = load_weights(tmp_path / "u" / "hyperprior-ctx-q3.safetensors")
+    assert meta["groups"] == "2,2,8" and model.groups == (2, 2, 8) and len(model.ctx) == 6
+    write_weights(build("hyperprior-ctx", 8, 12, groups=(3, 3, 3, 3)), "hyperprior-ctx-q3", 0.013, tmp_path / "e")
+    model, meta, _ = load_weights(tmp_path / "e" / "hyperprior-ctx-q3.safetensors")
+    assert "groups" not in meta and model.groups == (3, 3, 3, 3)
+
+
+@pytest.mark.parametrize("groups, model", [("2,2,x", "hyperprior-ctx"), ("2,2,9", "hyperprior-ctx"),
+                                           ("0,4,8", "hyperprior-ctx"), ("12", "hyperprior")])
+def test_weights_whose_channel_groups_do_not_fit_are_refused_as_corrupt(groups, model, tmp_path):
+    from safetensors.torch import save_file
+
+    meta = {"model": model, "N": "8", "M": "12", "groups": groups}
+    save_file({"w": torch.ones(2)}, str(tmp_path / "g.safetensors"), metadata=meta)
+    with pytest.raises(CorruptDataError, match=f"does not describe a {model} model"):
+        load_weights(tmp_path / "g.safetensors")
+
+
 def test_weights_of_an_unknown_model_or_the_wrong_shapes_are_refused_as_corrupt(tmp_path):
     from safetensors.torch import save_file
 

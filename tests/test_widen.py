@@ -15,7 +15,7 @@ N, M0, M1 = 16, 16, 32
 #: each model class, its constructor's extra arguments, and where its old latent channels go
 CASES = {
     "hyperprior": (MeanScaleHyperprior, {}, torch.arange(M0)),
-    "hyperprior-ctx": (ContextHyperprior, {"slices": 4},
+    "hyperprior-ctx": (ContextHyperprior, {},
                        torch.cat([s * (M1 // 4) + torch.arange(M0 // 4) for s in range(4)])),
 }
 
@@ -100,11 +100,16 @@ def test_a_factorized_model_does_not_widen():
 
 
 def test_train_init_with_a_larger_M_widens_the_weights():
-    src = _trained_like(ContextHyperprior, {"slices": 4})
-    wide = ContextHyperprior(N, M1, refine=4, slices=4)
+    src = _trained_like(ContextHyperprior, {})
+    wide = ContextHyperprior(N, M1, refine=4)
     said = []
     init_from(wide, src, log=said.append)
     assert said == [f"init: ContextHyperprior widened from M={M0} to M={M1} (decodes as before)"]
     assert torch.equal(wide.g_a[0].weight, src.g_a[0].weight)
     with pytest.raises(UsageError, match="only hyperprior"):
         init_from(FactorizedPrior(N, M1), FactorizedPrior(N, M0))
+
+
+def test_a_context_model_with_uneven_channel_groups_does_not_widen():
+    with pytest.raises(ValueError, match="equal channel groups"):
+        widen_latents(ContextHyperprior(N, M0, groups=(2, 2, 4, 8)), ContextHyperprior(N, M1))

@@ -513,7 +513,7 @@ def _train_learned(args) -> int:
     d = TrainConfig(model=args.model, data=data, lmbda=args.lmbda, steps=args.steps, out=args.out)
     cfg = TrainConfig(
         model=args.model, data=data, lmbda=args.lmbda, steps=args.steps, out=args.out,
-        N=_or(args.N, d.N), M=_or(args.M, d.M), refine=_or(args.refine, d.refine),
+        N=_or(args.N, d.N), M=_or(args.M, d.M), refine=_or(args.refine, d.refine), groups=args.groups,
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop),
         lr=_or(args.lr, d.lr), threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed),
         resume=args.resume, init=args.init, init_refiner=args.init_refiner,
@@ -552,6 +552,19 @@ def _train_restore(args) -> int:
     return EXIT_OK
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """argparse type of --groups: comma-separated positive integers."""
+    import argparse
+
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of sizes like 8,8,16,32,32")
+    return sizes
+
+
 #: `mlcompress train MODEL`: one entry per trainable model (other trainers add theirs here).
 TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hyperprior": _train_learned,
             "hyperprior-ctx": _train_learned, "hyperprior-ctx-vr": _train_learned, "restore-avif": _train_restore, "restore-jpeg": _train_restore,
@@ -562,8 +575,8 @@ TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hype
 #: they are refused rather than silently ignored
 _CAE_ONLY = {"epochs": "--epochs", "val_split": "--val-split", "max_steps": "--max-steps"}
 _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init",
-              "init_refiner": "--init-refiner", "N": "--N", "M": "--M", "refine": "--refine", "crop": "--crop",
-              "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
+              "init_refiner": "--init-refiner", "N": "--N", "M": "--M", "refine": "--refine", "groups": "--groups",
+              "crop": "--crop", "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
               "time_limit": "--time-limit", "device": "--device", "crops": "--crops", "bf16": "--bf16",
               "compile": "--compile", "pieces": "--pieces"}
 
@@ -572,7 +585,7 @@ _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "in
 _RESTORE_ONLY = {"width": "--width", "depth": "--depth", "pairs_per_image": "--pairs-per-image"}
 
 #: options of the rate-distortion loop that a restoration network has no use for
-_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "N", "M", "refine", "quant", "freeze", "device",
+_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "N", "M", "refine", "groups", "quant", "freeze", "device",
                                         "crops", "compile", "pieces")}
 
 
@@ -750,6 +763,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="factorized/hyperprior: end g_s with a residual CNN of this many channels at full "
                         "resolution (nn.models.Refiner; 0: none, the default); with --init from weights "
                         "without one it starts as the identity")
+    t.add_argument("--groups", type=_sizes,
+                   help="hyperprior-ctx(-vr): the context model's channel groups, sizes in channel order "
+                        "summing to M (e.g. 8,8,16,32,32; default: 4 equal groups); with --init from "
+                        "weights with other groups the context nets start afresh")
     t.add_argument("--crop", type=int, help="factorized/hyperprior/restore-*: crop size (default 128)")
     t.add_argument("--width", type=int, help="restore-*: channels of the network (default: --init's, else 32); wider "
                    "than --init's network: it is widened, computing the same image until trained further")

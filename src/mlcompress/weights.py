@@ -56,7 +56,7 @@ def read_safetensors(path: str | Path) -> tuple[dict, dict, bytes]:
 def load_weights(path: str | Path):
     """(model in eval mode with frozen tables, metadata dict, sha256 bytes) of a weights file
     written by ``train.export.write_weights``: float16 tensors come back as float32, the model is
-    ``nn.models.build(meta["model"], N, M, refine)`` and needs no gradients."""
+    ``nn.models.build(meta["model"], N, M, refine, groups)`` and needs no gradients."""
     import torch
 
     from .errors import CorruptDataError
@@ -66,7 +66,11 @@ def load_weights(path: str | Path):
     if meta.get("model") not in MODELS or not {"N", "M"} <= meta.keys():
         raise CorruptDataError(f"{path} does not name a model this version can build "
                                f"(model {meta.get('model')!r}; known: {', '.join(sorted(MODELS))})")
-    model = build(meta["model"], int(meta["N"]), int(meta["M"]), int(meta.get("refine", 0)))
+    try:
+        groups = tuple(int(g) for g in meta["groups"].split(",")) if "groups" in meta else None
+        model = build(meta["model"], int(meta["N"]), int(meta["M"]), int(meta.get("refine", 0)), groups)
+    except ValueError as exc:  # sizes that are not numbers or do not fit M, groups on a model without them
+        raise CorruptDataError(f"{path}: its metadata does not describe a {meta['model']} model ({exc})") from None
     try:
         model.load_state_dict({k: (v.float() if v.dtype == torch.float16 else v) for k, v in tensors.items()})
     except RuntimeError as exc:  # missing, extra or mis-shaped tensors

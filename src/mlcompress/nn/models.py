@@ -344,6 +344,21 @@ class MeanScaleHyperprior(_Decoder):
         return float(sum(-torch.log2(v).sum() for v in out["likelihoods"].values()))
 
 
+def check_groups(M: int, groups) -> tuple[int, ...]:
+    """The channel groups of a context model with M latent channels: ``groups`` (sizes in channel
+    order, each >= 1, summing to M) as a tuple, or ContextHyperprior.SLICES equal groups when it is
+    None; raises ValueError for sizes that do not fit."""
+    if groups is None:
+        n = ContextHyperprior.SLICES
+        if M % n:
+            raise ValueError(f"M={M} is not a multiple of {n} (the default channel groups)")
+        return (M // n,) * n
+    groups = tuple(int(g) for g in groups)
+    if not groups or min(groups) < 1 or sum(groups) != M:
+        raise ValueError(f"channel groups {','.join(map(str, groups))} are not sizes >= 1 summing to M={M}")
+    return groups
+
+
 def checkerboard(h: int, w: int, anchors: bool, device=None) -> torch.Tensor:
     """1 x 1 x h x w bool mask of the anchor positions ((row + column) even) or of the others."""
     i, j = torch.arange(h, device=device)[:, None], torch.arange(w, device=device)[None, :]
@@ -352,7 +367,8 @@ def checkerboard(h: int, w: int, anchors: bool, device=None) -> torch.Tensor:
 
 class ContextHyperprior(MeanScaleHyperprior):
     """The mean-scale hyperprior with a context model that needs no serial decoding: the M latent
-    channels are coded in ``slices`` groups one after another (channel conditioning, Minnen &
+    channels are coded in ``groups`` (consecutive channels; sizes in channel order, by default
+    SLICES equal ones; uneven ones as in He et al., "ELIC", CVPR 2022) one after another (channel conditioning, Minnen &
     Singh, "Channel-wise autoregressive entropy models for learned image compression", ICIP 2020,
     https://arxiv.org/abs/2007.08739), and each group in two checkerboard passes, the anchors
     ((row + column) even) first and then the rest, which see the decoded anchors around them
@@ -367,36 +383,40 @@ class ContextHyperprior(MeanScaleHyperprior):
     g_a, g_s, h_a and h_s are the hyperprior's, so a trained hyperprior is a starting point; every
     ctx net ends in a zero-initialised layer, so the untrained context model is exactly that
     hyperprior, and training it can only refine the entropy parameters. Each pass runs on the
-    latent grid (1/16 of the image side), so the 2 x ``slices`` sequential steps cost little.
+    latent grid (1/16 of the image side), so the 2 x len(groups) sequential steps cost little.
 
     The encoder and the decoder run the same sequence (``_context``) on the same values, single
     threaded, so they agree bit for bit on every scale index and mean.
     """
 
-    #: channel groups of the shipped weights (M must be a multiple)
+    #: channel groups of the shipped weights (M must be a multiple): equal groups of M / SLICES
     SLICES = 4
 
-    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, slices: int = SLICES):
+    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, groups: tuple[int, ...] | None = None):
         super().__init__(N, M, refine)
-        if M % slices:
-            raise ValueError(f"M={M} is not a multiple of slices={slices}")
-        self.slices = slices
-        k = M // slices
-        hidden = max(M, 2 * k)
+        self.groups = check_groups(M, groups)
+        self.slices = len(self.groups)
+        self._starts = np.cumsum((0, *self.groups)).tolist()
         self.ctx = nn.ModuleList()
-        for s in range(slices):
+        for s, k in enumerate(self.groups):
+            hidden = max(M, 2 * k)
             for p in (0, 1):
-                cin = 2 * k + s * k + (k if p else 0)
+                cin = 2 * k + self._starts[s] + (k if p else 0)
                 net = nn.Sequential(conv(cin, hidden, 5, 1), nn.LeakyReLU(), conv(hidden, hidden, 1, 1),
                                     nn.LeakyReLU(), conv(hidden, 2 * k, 1, 1))
                 nn.init.zeros_(net[-1].weight)
                 nn.init.zeros_(net[-1].bias)
                 self.ctx.append(net)
 
+    @property
+    def uneven(self) -> bool:
+        """Whether the groups differ from the default (SLICES equal ones): weights record them then."""
+        return self.groups != check_groups(self.M, None)
+
     def _context(self, scales: torch.Tensor, means: torch.Tensor, code) -> tuple:
         """Run the group-by-group, pass-by-pass sequence from the hyperprior's (scales, means).
 
-        ``code(k, mask, scales_k, means_k)`` returns group k's latents (B x M/slices x h x w) as the
+        ``code(k, mask, scales_k, means_k)`` returns group k's latents (B x groups[k] x h x w) as the
         decoder will know them, of which only the ``mask`` positions (this pass's) are used.
         -> (y_hat, scales, means), each B x M x h x w."""
         h, w = scales.shape[-2:]
@@ -423,8 +443,7 @@ class ContextHyperprior(MeanScaleHyperprior):
         return torch.cat(done, 1), torch.cat(out_s, 1), torch.cat(out_m, 1)
 
     def _group(self, y: torch.Tensor, s: int) -> torch.Tensor:
-        k = self.M // self.slices
-        return y[:, s * k : (s + 1) * k]
+        return y[:, self._starts[s] : self._starts[s + 1]]
 
     def forward(self, x: torch.Tensor) -> dict:
         from ..entropy.quantize import add_noise, round_ste
@@ -512,8 +531,8 @@ class GainedContextHyperprior(ContextHyperprior):
     #: trained levels (rows of the gain tables)
     LEVELS = 6
 
-    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, slices: int = ContextHyperprior.SLICES):
-        super().__init__(N, M, refine, slices)
+    def __init__(self, N: int = 128, M: int = 192, refine: int = 0, groups: tuple[int, ...] | None = None):
+        super().__init__(N, M, refine, groups)
         self.log_gain = nn.Parameter(torch.zeros(self.LEVELS, M))
         self.log_inverse_gain = nn.Parameter(torch.zeros(self.LEVELS, M))
         self.quality: float = 1.0
@@ -556,10 +575,16 @@ MODELS = {"factorized": FactorizedPrior, "hyperprior": MeanScaleHyperprior, "hyp
           "hyperprior-ctx-vr": GainedContextHyperprior}
 
 
-def build(name: str, N: int, M: int, refine: int = 0) -> nn.Module:
+def build(name: str, N: int, M: int, refine: int = 0, groups: tuple[int, ...] | None = None) -> nn.Module:
     """A fresh model of architecture ``name`` (a key of MODELS), with a Refiner of ``refine``
-    channels ending g_s where that is > 0."""
+    channels ending g_s where that is > 0 and, for a context model, the channel ``groups``
+    (None: the default; ValueError for a model without channel groups)."""
     try:
-        return MODELS[name](N=N, M=M, refine=refine)
+        cls = MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+    if groups is None:
+        return cls(N=N, M=M, refine=refine)
+    if not issubclass(cls, ContextHyperprior):
+        raise ValueError(f"{name} has no channel groups")
+    return cls(N=N, M=M, refine=refine, groups=groups)

@@ -63,6 +63,8 @@ def widen_latents(src, model) -> None:
         raise ValueError(f"cannot widen {type(src).__name__} into {type(model).__name__}")
     if not hasattr(src, "h_s"):
         raise ValueError(f"only hyperprior models widen ({type(src).__name__}'s entropy model is per channel)")
+    if getattr(src, "uneven", False) or getattr(model, "uneven", False):
+        raise ValueError("only models with equal channel groups widen")
     slices = getattr(src, "slices", 1)
     same = (src.N, src.refine, slices) == (model.N, model.refine, getattr(model, "slices", 1))
     if not same or model.M <= src.M:

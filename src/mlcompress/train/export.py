@@ -65,6 +65,8 @@ def write_weights(model, name: str, lmbda, out_dir: str | Path = WEIGHTS_DIR, fo
         meta["lambda"] = repr(lmbda)
     if model.refine:  # weights without a Refiner keep the metadata (and so the bytes) they had
         meta["refine"] = str(model.refine)
+    if getattr(model, "uneven", False):  # and those with the default channel groups likewise
+        meta["groups"] = ",".join(map(str, model.groups))
     blob = _canonical(save(tensors, metadata=meta))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,6 +155,7 @@ def export(ckpt: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, force
     hist = ck["history"]
     recipe = {
         "name": name, "model": cfg["model"], "N": cfg["N"], "M": cfg["M"], "refine": cfg.get("refine", 0),
+        **({"groups": list(cfg["groups"])} if cfg.get("groups") else {}),
         **({"lambda": cfg["lmbda"]} if lambdas is None else {"lambdas": lambdas}),
         "loss": "lambda * 255^2 * MSE + bpp (estimated)",
         "data": str(cfg["data"]), "data_images": ck.get("data_images"),

@@ -43,6 +43,7 @@ class TrainConfig:
     N: int = 64
     M: int = 96
     refine: int = 0  # channels of the Refiner that ends g_s (nn.models.Refiner); 0: none
+    groups: tuple | None = None  # a context model's channel groups (nn.models.check_groups); None: the default
     batch: int = 8
     crop: int = 128
     lr: float = 5e-4
@@ -154,7 +155,7 @@ def model_from_checkpoint(ck: dict):
     from ..nn.models import build
 
     cfg = ck["config"]
-    model = build(cfg["model"], cfg["N"], cfg["M"], cfg.get("refine", 0))
+    model = build(cfg["model"], cfg["N"], cfg["M"], cfg.get("refine", 0), cfg.get("groups"))
     model.load_state_dict(ck["model"])
     return model
 
@@ -204,15 +205,22 @@ def init_from(model, src, log=print) -> None:
         return
     if type(src) is type(model):
         refiner = f"g_s.{len(src.g_s)}."  # a Refiner the source lacks starts fresh (as the identity)
+        state, fresh = src.state_dict(), (refiner,)
+        regroup = getattr(src, "groups", None) != getattr(model, "groups", None)
+        if regroup:  # other channel groups: the context nets start afresh (at zero: the hyperprior)
+            state, fresh = {k: v for k, v in state.items() if not k.startswith("ctx.")}, (refiner, "ctx.")
         try:
-            missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+            missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError:
             missing, unexpected = ["(shapes)"], []
-        if unexpected or any(not k.startswith(refiner) for k in missing):
+        if unexpected or any(not k.startswith(fresh) for k in missing):
             raise UsageError(f"--init: the weights' shapes do not fit {type(model).__name__} with "
                              f"N={getattr(model, 'N', '?')}, M={getattr(model, 'M', '?')}, "
                              f"refine={getattr(model, 'refine', 0)}")
-        if missing:
+        if regroup:
+            log(f"init: channel groups {','.join(map(str, model.groups))} instead of "
+                f"{','.join(map(str, src.groups))}: new context nets (at zero, so coding as the hyperprior)")
+        if any(k.startswith(refiner) for k in missing):
             log(f"init: all of {type(src).__name__}'s weights; a new Refiner of {model.refine} channels")
         return
     own = model.state_dict()
@@ -269,9 +277,20 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.crop < multiple or cfg.crop % multiple:
         raise UsageError(f"--crop must be a multiple of {multiple} for {cfg.model} (its latents are 1/{multiple} "
                          f"of the side), got {cfg.crop}")
+    if cfg.groups is not None and not hasattr(MODELS[cfg.model], "SLICES"):
+        raise UsageError(f"--groups: {cfg.model} has no channel groups (hyperprior-ctx and hyperprior-ctx-vr have)")
     slices = getattr(MODELS[cfg.model], "SLICES", None)
-    if slices and cfg.M % slices:
-        raise UsageError(f"--M must be a multiple of {slices} for {cfg.model} (its channel groups), got {cfg.M}")
+    if slices and cfg.groups is None and cfg.M % slices:
+        raise UsageError(f"--M must be a multiple of {slices} for {cfg.model} (its default channel groups; "
+                         f"or give --groups), got {cfg.M}")
+    if slices and cfg.groups is not None and (min(cfg.groups) < 1 or sum(cfg.groups) != cfg.M):
+        raise UsageError(f"--groups must be sizes of at least 1 summing to --M ({cfg.M}), got "
+                         f"{','.join(map(str, cfg.groups))}")
+
+
+def _same(value):
+    """A config value as comparable across a checkpoint (groups may come back a list)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def variable_rate(model_name: str) -> bool:
@@ -320,9 +339,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.resume and out.exists():
         ck = load_checkpoint(out)
         saved = ck["config"]
-        for key in ("model", "N", "M", "refine"):
-            if saved.get(key, 0) != getattr(cfg, key):
-                raise UsageError(f"--resume: checkpoint has {key}={saved[key]}, asked for {getattr(cfg, key)}")
+        for key in ("model", "N", "M", "refine", "groups"):
+            if _same(saved.get(key, 0 if key != "groups" else None)) != _same(getattr(cfg, key)):
+                raise UsageError(f"--resume: checkpoint has {key}={saved.get(key)}, asked for {getattr(cfg, key)}")
         if cfg.init is None:  # where the checkpoint's weights first came from stays part of its record
             cfg = replace(cfg, init=saved.get("init"))
     else:
@@ -331,7 +350,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise UsageError(f"{out} exists (use --resume to continue it)")
 
     torch.manual_seed(cfg.seed)
-    model = build(cfg.model, cfg.N, cfg.M, cfg.refine)
+    model = build(cfg.model, cfg.N, cfg.M, cfg.refine, cfg.groups)
     init = None
     if ck is None and cfg.init:
         src, init_step = _load_with_step(cfg.init)

@@ -244,11 +244,11 @@ _CAE_ARGS = ["--max-steps", "1"]
     ("hyperprior", [*_LOOP_ARGS, "--checkpoint-minutes", "-1"], "--checkpoint-minutes must be a positive number"),
     ("hyperprior", [*_LOOP_ARGS, "--crop", "96"], "--crop must be a multiple of 64 for hyperprior"),
     ("factorized", [*_LOOP_ARGS, "--crop", "0"], "--crop must be a multiple of 16 for factorized"),
-    ("hyperprior-ctx", [*_LOOP_ARGS, "--M", "10"], "--M must be a multiple of 4 for hyperprior-ctx"),
-    ("hyperprior-ctx", [*_LOOP_ARGS, "--M", "12", "--groups", "4,4"], "--groups must be sizes of at least 1 "
-                                                                      "summing to --M (12), got 4,4"),
+    ("hyperprior-ctx", [*_LOOP_ARGS, "--M", "10"], "--M: M=10 is not a multiple of 4 (the default channel groups)"),
+    ("hyperprior-ctx", [*_LOOP_ARGS, "--M", "12", "--groups", "4,4"], "--groups: channel groups 4,4 are not "
+                                                                      "sizes >= 1 summing to M=12"),
     ("hyperprior-ctx", [*_LOOP_ARGS, "--groups", "8,x"], "argument --groups: '8,x' is not a list of sizes"),
-    ("hyperprior-ctx", [*_LOOP_ARGS, "--groups", "96,0"], "argument --groups: '96,0' is not a list of sizes"),
+    ("hyperprior-ctx", [*_LOOP_ARGS, "--groups", "96,0"], "--groups: channel groups 96,0 are not sizes >= 1"),
     ("hyperprior", [*_LOOP_ARGS, "--groups", "48,48"], "--groups: hyperprior has no channel groups"),
     ("cae-thesis", [*_CAE_ARGS, "--epochs", "0"], "--epochs must be at least 1, got 0"),
     ("cae-thesis", [*_CAE_ARGS, "--batch", "0"], "--batch must be at least 1, got 0"),

@@ -553,16 +553,13 @@ def _train_restore(args) -> int:
 
 
 def _sizes(text: str) -> tuple[int, ...]:
-    """argparse type of --groups: comma-separated positive integers."""
+    """argparse type of --groups: comma-separated integers (train checks that they fit --M)."""
     import argparse
 
     try:
-        sizes = tuple(int(v) for v in text.split(","))
+        return tuple(int(v) for v in text.split(","))
     except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of sizes like 8,8,16,32,32")
-    return sizes
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of sizes like 8,8,16,32,32") from None
 
 
 #: `mlcompress train MODEL`: one entry per trainable model (other trainers add theirs here).

@@ -279,13 +279,13 @@ def check_config(cfg: TrainConfig) -> None:
                          f"of the side), got {cfg.crop}")
     if cfg.groups is not None and not hasattr(MODELS[cfg.model], "SLICES"):
         raise UsageError(f"--groups: {cfg.model} has no channel groups (hyperprior-ctx and hyperprior-ctx-vr have)")
-    slices = getattr(MODELS[cfg.model], "SLICES", None)
-    if slices and cfg.groups is None and cfg.M % slices:
-        raise UsageError(f"--M must be a multiple of {slices} for {cfg.model} (its default channel groups; "
-                         f"or give --groups), got {cfg.M}")
-    if slices and cfg.groups is not None and (min(cfg.groups) < 1 or sum(cfg.groups) != cfg.M):
-        raise UsageError(f"--groups must be sizes of at least 1 summing to --M ({cfg.M}), got "
-                         f"{','.join(map(str, cfg.groups))}")
+    if hasattr(MODELS[cfg.model], "SLICES"):
+        from ..nn.models import check_groups
+
+        try:
+            check_groups(cfg.M, cfg.groups)
+        except ValueError as e:
+            raise UsageError(f"{'--M' if cfg.groups is None else '--groups'}: {e}") from None
 
 
 def _same(value):

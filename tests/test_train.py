@@ -516,8 +516,11 @@ def test_init_from_a_context_model_with_other_channel_groups_keeps_all_but_the_c
     assert len(model.ctx) == 6 and all(not net[-1].weight.any() for net in model.ctx)
 
 
-def test_resuming_with_other_channel_groups_is_refused(tiny_data, tmp_path):
+def test_channel_groups_are_kept_by_the_checkpoint_checked_on_resuming_and_shown_by_recipe_and_card(
+        tiny_data, tmp_path):
     from mlcompress.errors import UsageError
+    from mlcompress.train.evaluate import model_card
+    from mlcompress.train.export import export
 
     ck = tmp_path / "ctx.pt"
     train(_cfg(tiny_data, ck, 1, model="hyperprior-ctx", M=12, groups=(2, 2, 8)))
@@ -525,6 +528,9 @@ def test_resuming_with_other_channel_groups_is_refused(tiny_data, tmp_path):
     with pytest.raises(UsageError, match=r"checkpoint has groups=\(2, 2, 8\), asked for None"):
         train(_cfg(tiny_data, ck, 2, model="hyperprior-ctx", M=12, resume=True))
     assert train(_cfg(tiny_data, ck, 2, model="hyperprior-ctx", M=12, groups=[2, 2, 8], resume=True))["step"] == 2
+    rec = export(ck, "hyperprior-ctx-q3", tmp_path / "w")
+    assert rec["groups"] == [2, 2, 8]
+    assert "context model: channel groups 2,2,8 x 2 checkerboard passes" in model_card("hyperprior-ctx", [], [rec], "cmd")
 
 
 def test_factorized_init_from_a_hyperprior_takes_its_transforms_and_keeps_its_own_entropy_model():
@@ -570,6 +576,7 @@ def test_frozen_transforms_train_only_the_entropy_model_on_the_rate(tiny_data, t
     rec = export(out, "hyperprior-ctx-q3", tmp_path / "w")
     card = model_card("hyperprior-ctx", [], [rec], "cmd")
     assert "0-6: 0.01 (g_a, g_s frozen)" in card and "| - |" in card  # no train PSNR where none was computed
+    assert "context model: channel groups 2,2,2,2 x 2 checkerboard passes" in card
 
 
 @pytest.mark.parametrize("arch", ["hyperprior", "hyperprior-ctx"])

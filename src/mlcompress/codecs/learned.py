@@ -309,7 +309,8 @@ class HyperpriorRefinedCodec(_Refining, HyperpriorCodec):
 @register
 class HyperpriorContextCodec(HyperpriorCodec):
     """The hyperprior's transforms with a context model (nn.models.ContextHyperprior): the
-    latents are coded in 4 channel groups, each in two checkerboard passes."""
+    latents are coded in channel groups (4 equal ones in the shipped weights; the weights record
+    others), each in two checkerboard passes."""
 
     name = "hyperprior-ctx"
     arch = "hyperprior-ctx"

@@ -143,7 +143,8 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, v
         r0 = recipes[0]
         lines += [
             f"Architecture: N={r0['N']}, M={r0['M']}; GDN/IGDN transforms, 4 stride-2 5x5 (transposed) convs"
-            + ("; context model: 4 channel groups x 2 checkerboard passes (docs/CODECS.md)." if arch == "hyperprior-ctx" else "."),
+            + (f"; context model: channel groups {_groups(r0)} x 2 checkerboard passes (docs/CODECS.md)."
+               if arch == "hyperprior-ctx" else "."),
             f"Training data: {r0['data']} ({r0['data_images']} images), random downscale 0.6-1.0, "
             f"{r0['crop']}x{r0['crop']} crops, horizontal flips, batch {r0['batch']}; loss lambda*255^2*MSE + bpp;",
             "Adam, gradient-norm clip 1.0; CPU only (2 shared cores). Weights stored as float16, entropy",
@@ -197,6 +198,13 @@ def model_card(arch: str, rows: list[dict], recipes: list[dict], command: str, v
                          f"{r['encode_s']:.1f} | {r['decode_s']:.2f} | {cls} |")
     lines += ["", f"Measured with: `{command}`", ""]
     return "\n".join(lines)
+
+
+def _groups(recipe: dict) -> str:
+    """A context model's channel groups as its recipe records them (sizes; 4 equal ones by default)."""
+    from ..nn.models import check_groups
+
+    return ",".join(map(str, check_groups(recipe["M"], recipe.get("groups"))))
 
 
 def _init_text(recipe: dict) -> str:

@@ -395,7 +395,6 @@ class ContextHyperprior(MeanScaleHyperprior):
     def __init__(self, N: int = 128, M: int = 192, refine: int = 0, groups: tuple[int, ...] | None = None):
         super().__init__(N, M, refine)
         self.groups = check_groups(M, groups)
-        self.slices = len(self.groups)
         self._starts = np.cumsum((0, *self.groups)).tolist()
         self.ctx = nn.ModuleList()
         for s, k in enumerate(self.groups):
@@ -407,6 +406,11 @@ class ContextHyperprior(MeanScaleHyperprior):
                 nn.init.zeros_(net[-1].weight)
                 nn.init.zeros_(net[-1].bias)
                 self.ctx.append(net)
+
+    @property
+    def slices(self) -> int:
+        """How many channel groups (and so 2 x as many context passes)."""
+        return len(self.groups)
 
     @property
     def uneven(self) -> bool:

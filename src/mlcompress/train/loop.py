@@ -288,11 +288,6 @@ def check_config(cfg: TrainConfig) -> None:
             raise UsageError(f"{'--M' if cfg.groups is None else '--groups'}: {e}") from None
 
 
-def _same(value):
-    """A config value as comparable across a checkpoint (groups may come back a list)."""
-    return tuple(value) if isinstance(value, list) else value
-
-
 def variable_rate(model_name: str) -> bool:
     """Whether the architecture trains every level at once (gain vectors per level)."""
     from ..nn.models import MODELS
@@ -333,6 +328,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     from .data import CropSampler
 
     check_config(cfg)
+    if cfg.groups is not None:  # one form (a tuple) in the checkpoint and in comparisons with it
+        cfg = replace(cfg, groups=tuple(cfg.groups))
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -340,7 +337,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         ck = load_checkpoint(out)
         saved = ck["config"]
         for key in ("model", "N", "M", "refine", "groups"):
-            if _same(saved.get(key, 0 if key != "groups" else None)) != _same(getattr(cfg, key)):
+            if saved.get(key, 0 if key != "groups" else None) != getattr(cfg, key):
                 raise UsageError(f"--resume: checkpoint has {key}={saved.get(key)}, asked for {getattr(cfg, key)}")
         if cfg.init is None:  # where the checkpoint's weights first came from stays part of its record
             cfg = replace(cfg, init=saved.get("init"))

@@ -1,22 +1,25 @@
-"""Widening a trained hyperprior's latent: a model with more latent channels (M) that starts as
-exactly the trained one, so a level can gain capacity by fine-tuning instead of training anew
-(function-preserving widening, Chen, Goodfellow & Shlens, "Net2Net", ICLR 2016,
+"""Widening a trained hyperprior: a model with wider transforms (N) and/or more latent channels
+(M) that starts as exactly the trained one, so a model can gain capacity by fine-tuning instead
+of training anew (function-preserving widening, Chen, Goodfellow & Shlens, "Net2Net", ICLR 2016,
 https://arxiv.org/abs/1511.05641).
 
-``widen_latents(src, model)`` fills ``model`` (same class, N, Refiner and slices as ``src``, a
-larger M) from ``src``:
+``widen(src, model)`` fills ``model`` (same class, Refiner and channel groups as ``src``, an N
+and an M at least as large, one of them larger) from ``src``:
 
-- every old latent channel keeps its role; with a context model each channel group keeps its old
-  channels first and gets the new ones after them (group s of the wide model = old group s, then
+- every old unit keeps its place: the old channels of each hidden layer come first and the new
+  ones after them; with a context model each channel group keeps its old latent channels first
+  and gets the new ones after them (group s of the wide model = old group s, then
   M_new/slices - M_old/slices new channels), so the context nets see the same inputs in the
   same places;
-- the new latent channels come out of g_a with small weights (so they start near 0 and cost
-  almost no bits) and go nowhere: g_s, h_a and every context net read them with zero weights;
-- the hyper-synthesis and the context nets get wider hidden layers whose new units start from
-  the wide model's own initialisation but feed the next layer through zero weights; their new
-  outputs (the scales and means of the new channels, and the context's corrections for them)
-  start at zero;
-- every other tensor (the rest of g_a and g_s, GDN, the Refiner, the entropy models) is copied.
+- every new unit reads the layer below with the wide model's own initial weights and feeds the
+  layer above through zero weights (as ``nn.restore.grow`` does), so it changes nothing until
+  training gives it a use; GDN normalises old channels by old channels only;
+- the new latent channels come out of g_a, and the new hyper-latent channels (z has N channels)
+  out of h_a, with 1/100 of the usual initial weights, so they start near 0 and round to 0; the
+  new channels of z are coded with a copy of the old channel that gives 0 the highest
+  probability, so they start nearly free;
+- the scales, means and context corrections of the new latent channels start at zero;
+- every other tensor (the Refiner, the Gaussian conditional's scales, the gains) is copied.
 
 So the wide model decodes the old model's latents to the same image, codes the old channels with
 the same entropy parameters, and every new weight can still learn (each new unit has non-zero
@@ -26,7 +29,8 @@ from __future__ import annotations
 
 import torch
 
-#: g_a's new output rows start at this fraction of the wide model's initialisation
+#: g_a's new latent rows and h_a's new hyper-latent rows start at this fraction of the wide
+#: model's initialisation
 NEW_LATENT_GAIN = 0.01
 
 
@@ -56,35 +60,56 @@ def _place(fresh: torch.Tensor, old: torch.Tensor, maps: dict, zero: tuple = ())
     return out
 
 
-def widen_latents(src, model) -> None:
-    """Fill ``model`` from ``src`` as the module docstring says; raises ValueError when the two
-    differ in anything but M or when ``model`` is not wider."""
+def _check(src, model) -> None:
     if type(src) is not type(model):
         raise ValueError(f"cannot widen {type(src).__name__} into {type(model).__name__}")
     if not hasattr(src, "h_s"):
         raise ValueError(f"only hyperprior models widen ({type(src).__name__}'s entropy model is per channel)")
-    if getattr(src, "uneven", False) or getattr(model, "uneven", False):
-        raise ValueError("only models with equal channel groups widen")
+    sizes = f"(from N={src.N}, M={src.M}, refine={src.refine} to N={model.N}, M={model.M}, refine={model.refine})"
+    if src.refine != model.refine or model.N < src.N or model.M < src.M or (model.N, model.M) == (src.N, src.M):
+        raise ValueError(f"widening needs the same Refiner, an N and an M at least as large and one "
+                         f"of them larger {sizes}")
+    if model.M > src.M and (getattr(src, "uneven", False) or getattr(model, "uneven", False)):
+        raise ValueError("only models with equal channel groups widen their latent")
+    if getattr(src, "groups", None) != getattr(model, "groups", None) and model.M == src.M:
+        raise ValueError("widening keeps the channel groups")
+    if getattr(src, "slices", 1) != getattr(model, "slices", 1):
+        raise ValueError(f"widening keeps the number of channel groups {sizes}")
+
+
+def _specs(src, model) -> dict:
+    """{tensor name: (maps, zero dims)} for every tensor whose shape depends on N or M (the
+    context nets' only when M grows)."""
+    n, m1, m0 = _prefix(src.N), model.M, src.M
     slices = getattr(src, "slices", 1)
-    same = (src.N, src.refine, slices) == (model.N, model.refine, getattr(model, "slices", 1))
-    if not same or model.M <= src.M:
-        raise ValueError(f"widening needs the same N, Refiner and slices and a larger M "
-                         f"(from N={src.N}, M={src.M}, refine={src.refine} to "
-                         f"N={model.N}, M={model.M}, refine={model.refine})")
-    m0, m1 = src.M, model.M
     lat = _blocks(slices, m0 // slices, m1 // slices)  # where each old latent channel goes
     stats = torch.cat([lat, m1 + lat])  # h_s's output: the scales, then the means
     # h_s = deconv, act, deconv, act, conv: its two hidden widths are read off the narrow model
     hs1, hs2 = _prefix(src.h_s[0].out_channels), _prefix(src.h_s[2].out_channels)
-    ga = f"g_a.{len(src.g_a) - 1}"  # g_a's last conv makes the latent; g_s's first reads it
-    specs = {
-        f"{ga}.weight": ({0: lat}, ()), f"{ga}.bias": ({0: lat}, (0,)),
-        "g_s.0.weight": ({0: lat}, (0,)),
-        "h_a.0.weight": ({1: lat}, (1,)),
-        "h_s.0.weight": ({1: hs1}, ()), "h_s.0.bias": ({0: hs1}, ()),
+    last_a, last_s = len(src.g_a) - 1, len(src.g_s) - 1 - (1 if src.refine else 0)
+    specs = {}
+    for t, out, cin in (("g_a", 0, 1), ("g_s", 1, 0)):  # conv weights are out x in; deconv in x out
+        for i in range(0, (last_a if t == "g_a" else last_s) + 1, 2):
+            first, last = i == 0, i == (last_a if t == "g_a" else last_s)
+            rows = (lat if t == "g_a" else None) if last else n
+            cols = (lat if t == "g_s" else None) if first else n
+            maps = {d: p for d, p in ((out, rows), (cin, cols)) if p is not None}
+            specs[f"{t}.{i}.weight"] = (maps, (cin,) if cin in maps else ())
+            if rows is not None:
+                specs[f"{t}.{i}.bias"] = ({0: rows}, (0,) if t == "g_a" and last else ())
+            if not last:  # the GDN after it
+                specs[f"{t}.{i + 1}.beta.p"] = ({0: n}, ())
+                specs[f"{t}.{i + 1}.gamma.p"] = ({0: n, 1: n}, ())
+    specs.update({
+        "h_a.0.weight": ({0: n, 1: lat}, (1,)), "h_a.0.bias": ({0: n}, ()),
+        "h_a.2.weight": ({0: n, 1: n}, (1,)), "h_a.2.bias": ({0: n}, ()),
+        "h_a.4.weight": ({0: n, 1: n}, (1,)), "h_a.4.bias": ({0: n}, (0,)),
+        "h_s.0.weight": ({0: n, 1: hs1}, (0,)), "h_s.0.bias": ({0: hs1}, ()),
         "h_s.2.weight": ({0: hs1, 1: hs2}, (0,)), "h_s.2.bias": ({0: hs2}, ()),
         "h_s.4.weight": ({0: stats, 1: hs2}, (0, 1)), "h_s.4.bias": ({0: stats}, (0,)),
-    }
+    })
+    if m1 == m0:
+        return specs
     k0, k1 = m0 // slices, m1 // slices
     for i, net in enumerate(getattr(src, "ctx", ())):
         hidden = _prefix(net[0].out_channels)
@@ -95,16 +120,31 @@ def widen_latents(src, model) -> None:
             f"ctx.{i}.2.weight": ({0: hidden, 1: hidden}, (1,)), f"ctx.{i}.2.bias": ({0: hidden}, ()),
             f"ctx.{i}.4.weight": ({0: blocks_out, 1: hidden}, (0, 1)), f"ctx.{i}.4.bias": ({0: blocks_out}, (0,)),
         })
+    return specs
+
+
+def widen(src, model) -> None:
+    """Fill ``model`` from ``src`` as the module docstring says; raises ValueError when the two
+    differ in anything but N and M or when ``model`` is not wider."""
+    _check(src, model)
+    specs = _specs(src, model)
+    small = {f"g_a.{len(src.g_a) - 1}.weight", "h_a.4.weight"}  # rows that start near 0
     fresh, old = model.state_dict(), src.state_dict()
     if set(fresh) != set(old):
         raise ValueError("the two models do not have the same tensors")
+    with torch.no_grad():  # the old hyper-latent channel that codes 0 most cheaply
+        cheapest = int(src.entropy_bottleneck.likelihood(torch.zeros(1, src.N, 1)).argmax())
     state = {}
     for name, t in old.items():
         if name in specs:
             maps, zero = specs[name]
-            base = fresh[name] * NEW_LATENT_GAIN if name == f"{ga}.weight" else fresh[name]
+            base = fresh[name] * NEW_LATENT_GAIN if name in small else fresh[name]
             state[name] = _place(base, t, maps, zero)
-        elif fresh[name].shape == t.shape or ".tables." in name:  # frozen tables resize on loading
+        elif name.startswith("entropy_bottleneck.") and ".tables." not in name:
+            state[name] = torch.cat([t, t[cheapest : cheapest + 1].expand(model.N - src.N, *t.shape[1:])])
+        elif ".tables." in name:  # frozen tables resize on loading; z's are per channel
+            state[name] = (fresh if name.startswith("entropy_bottleneck.") and model.N > src.N else old)[name].clone()
+        elif fresh[name].shape == t.shape:
             state[name] = t.clone()
         else:
             raise ValueError(f"{name}: no rule to widen {tuple(t.shape)} to {tuple(fresh[name].shape)}")

@@ -189,19 +189,22 @@ def _weights_provenance(path: str | Path) -> dict:
 
 def init_from(model, src, log=print) -> None:
     """Start ``model`` from ``src``'s weights: all of them for the same architecture (a wider
-    latent, a larger M, by function-preserving widening: nn.widen), otherwise every tensor whose
+    transforms or latent, a larger N or M, by function-preserving widening: nn.widen), otherwise every tensor whose
     name and shape match (e.g. a factorized model takes a hyperprior's g_a and g_s, as in
     transfer between architectures); raises UsageError when nothing matches."""
     from ..errors import UsageError
 
-    if type(src) is type(model) and getattr(model, "M", 0) > getattr(src, "M", 0) and src.refine == model.refine:
-        from ..nn.widen import widen_latents
+    wider = all(getattr(model, k, 0) >= getattr(src, k, 0) for k in "NM") and any(
+        getattr(model, k, 0) > getattr(src, k, 0) for k in "NM")
+    if type(src) is type(model) and wider and src.refine == model.refine:
+        from ..nn.widen import widen
 
         try:
-            widen_latents(src, model)
+            widen(src, model)
         except ValueError as e:
             raise UsageError(f"--init: {e}") from None
-        log(f"init: {type(src).__name__} widened from M={src.M} to M={model.M} (decodes as before)")
+        log(f"init: {type(src).__name__} widened from N={src.N}, M={src.M} to N={model.N}, M={model.M} "
+            "(decodes as before)")
         return
     if type(src) is type(model):
         refiner = f"g_s.{len(src.g_s)}."  # a Refiner the source lacks starts fresh (as the identity)

@@ -188,10 +188,10 @@ def _weights_provenance(path: str | Path) -> dict:
 
 
 def init_from(model, src, log=print) -> None:
-    """Start ``model`` from ``src``'s weights: all of them for the same architecture (a wider
-    transforms or latent, a larger N or M, by function-preserving widening: nn.widen), otherwise every tensor whose
-    name and shape match (e.g. a factorized model takes a hyperprior's g_a and g_s, as in
-    transfer between architectures); raises UsageError when nothing matches."""
+    """Start ``model`` from ``src``'s weights: all of them for the same architecture (wider
+    transforms or latent, a larger N or M, by function-preserving widening: nn.widen), otherwise
+    every tensor whose name and shape match (e.g. a factorized model takes a hyperprior's g_a and
+    g_s, as in transfer between architectures); raises UsageError when nothing matches."""
     from ..errors import UsageError
 
     wider = all(getattr(model, k, 0) >= getattr(src, k, 0) for k in "NM") and any(

@@ -88,9 +88,9 @@ def _specs(src, model) -> dict:
     hs1, hs2 = _prefix(src.h_s[0].out_channels), _prefix(src.h_s[2].out_channels)
     last_a, last_s = len(src.g_a) - 1, len(src.g_s) - 1 - (1 if src.refine else 0)
     specs = {}
-    for t, out, cin in (("g_a", 0, 1), ("g_s", 1, 0)):  # conv weights are out x in; deconv in x out
-        for i in range(0, (last_a if t == "g_a" else last_s) + 1, 2):
-            first, last = i == 0, i == (last_a if t == "g_a" else last_s)
+    for t, end, out, cin in (("g_a", last_a, 0, 1), ("g_s", last_s, 1, 0)):  # conv: out x in; deconv: in x out
+        for i in range(0, end + 1, 2):
+            first, last = i == 0, i == end
             rows = (lat if t == "g_a" else None) if last else n
             cols = (lat if t == "g_s" else None) if first else n
             maps = {d: p for d, p in ((out, rows), (cin, cols)) if p is not None}

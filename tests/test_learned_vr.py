@@ -166,6 +166,42 @@ def test_training_from_hyperprior_ctx_weights_runs_every_level_and_exports_weigh
     assert c.decode(c.encode(img, 1.5)).shape == img.shape
 
 
+def test_init_gains_takes_every_levels_gains_from_variable_rate_weights_and_the_rest_from_init(
+        tiny_data, vr_weights, tmp_path):
+    from mlcompress.train.export import write_weights
+    from mlcompress.train.loop import TrainConfig, train
+    from mlcompress.weights import load_weights
+
+    write_weights(tiny_model("hyperprior-ctx", seed=5, refine=4), "hyperprior-ctx-q4", LAMBDAS[3], tmp_path)
+    source = load_weights(vr_weights / f"{NAME}.safetensors")[0]
+    transforms = load_weights(tmp_path / "hyperprior-ctx-q4.safetensors")[0]
+    gains = str(vr_weights / f"{NAME}.safetensors")
+    cfg = TrainConfig(model=NAME, data=str(tiny_data), lmbda=None, steps=1, out=str(tmp_path / "vr.pt"), N=8, M=12,
+                      refine=4, batch=2, crop=64, lr=0.0, threads=1, progress=False, eval_every=0,
+                      init=str(tmp_path / "hyperprior-ctx-q4.safetensors"), init_gains=gains)
+    train(cfg)
+    ck = torch.load(tmp_path / "vr.pt", weights_only=False)
+    assert torch.equal(ck["model"]["log_gain"], source.log_gain)  # learning rate 0: the start, unchanged
+    assert torch.equal(ck["model"]["log_inverse_gain"], source.log_inverse_gain)
+    assert ck["model"]["log_gain"][3].abs().min() > 0.1  # the rule of thumb from q4 would have given level 4 gain 1
+    assert torch.equal(ck["model"]["g_a.0.weight"], transforms.g_a[0].weight)
+    assert ck["stages"][0]["init"]["gains"]["path"] == gains and len(ck["stages"][0]["init"]["gains"]["sha256"]) == 64
+
+
+def test_init_gains_refuses_weights_without_gain_tables_and_models_without_them(tiny_data, tmp_path):
+    from mlcompress.train.export import write_weights
+    from mlcompress.train.loop import TrainConfig, train
+
+    write_weights(tiny_model("hyperprior-ctx", refine=4), "hyperprior-ctx-q4", LAMBDAS[3], tmp_path)
+    plain = str(tmp_path / "hyperprior-ctx-q4.safetensors")
+    base = dict(data=str(tiny_data), steps=1, N=8, M=12, refine=4, batch=2, crop=64, threads=1, progress=False)
+    with pytest.raises(UsageError, match="is not a hyperprior-ctx-vr model"):
+        train(TrainConfig(model=NAME, lmbda=None, out=str(tmp_path / "a.pt"), init=plain, init_gains=plain, **base))
+    with pytest.raises(UsageError, match="hyperprior-ctx has no gain tables"):
+        train(TrainConfig(model="hyperprior-ctx", lmbda=0.01, out=str(tmp_path / "b.pt"), init_gains=plain, **base))
+    assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b.pt").exists()
+
+
 def test_train_refuses_a_lambda_for_the_variable_rate_model(tiny_data, tmp_path):
     from mlcompress.train.loop import TrainConfig, train
 

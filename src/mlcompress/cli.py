@@ -516,7 +516,7 @@ def _train_learned(args) -> int:
         N=_or(args.N, d.N), M=_or(args.M, d.M), refine=_or(args.refine, d.refine), groups=args.groups,
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop),
         lr=_or(args.lr, d.lr), threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed),
-        resume=args.resume, init=args.init, init_refiner=args.init_refiner,
+        resume=args.resume, init=args.init, init_refiner=args.init_refiner, init_gains=args.init_gains,
         checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant or d.quant, freeze=args.freeze or "",
         eval_every=_or(args.eval_every, d.eval_every), device=args.device or d.device,
@@ -572,7 +572,7 @@ TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hype
 #: they are refused rather than silently ignored
 _CAE_ONLY = {"epochs": "--epochs", "val_split": "--val-split", "max_steps": "--max-steps"}
 _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init",
-              "init_refiner": "--init-refiner", "N": "--N", "M": "--M", "refine": "--refine", "groups": "--groups",
+              "init_refiner": "--init-refiner", "init_gains": "--init-gains", "N": "--N", "M": "--M", "refine": "--refine", "groups": "--groups",
               "crop": "--crop", "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
               "time_limit": "--time-limit", "device": "--device", "crops": "--crops", "bf16": "--bf16",
               "compile": "--compile", "pieces": "--pieces"}
@@ -582,7 +582,7 @@ _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "in
 _RESTORE_ONLY = {"width": "--width", "depth": "--depth", "pairs_per_image": "--pairs-per-image"}
 
 #: options of the rate-distortion loop that a restoration network has no use for
-_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "N", "M", "refine", "groups", "quant", "freeze", "device",
+_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "init_gains", "N", "M", "refine", "groups", "quant", "freeze", "device",
                                         "crops", "compile", "pieces")}
 
 
@@ -753,6 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-refiner",
                    help="factorized/hyperprior: start the Refiner (--refine) from these weights' Refiner, "
                         "e.g. another quality level's (the rest comes from --init)")
+    t.add_argument("--init-gains",
+                   help="hyperprior-ctx-vr: start every level's gain vectors from these variable-rate weights' "
+                        "(the rest comes from --init; without it the gains start from sqrt(lambda ratio))")
     t.add_argument("--N", type=int, help="factorized/hyperprior: transform channels (default 64)")
     t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96); "
                    "larger than --init's hyperprior: its weights are widened, decoding as before")

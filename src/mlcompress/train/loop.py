@@ -52,6 +52,7 @@ class TrainConfig:
     resume: bool = False
     init: str | None = None
     init_refiner: str | None = None  # take the Refiner alone from these weights (another level's)
+    init_gains: str | None = None  # a variable-rate model's gain tables from these weights (not the rule of thumb)
     checkpoint_minutes: float = 5.0
     time_limit_minutes: float | None = None
     clip: float = 1.0
@@ -355,7 +356,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if ck is None and cfg.init:
         src, init_step = _load_with_step(cfg.init)
         init_from(model, src, log)
-        if hasattr(model, "init_gains") and type(src) is not type(model):
+        if hasattr(model, "init_gains") and type(src) is not type(model) and not cfg.init_gains:
             lam = _source_lambda(cfg.init)
             if lam is None:
                 raise UsageError(f"--init: {cfg.init} does not say which lambda it was trained with")
@@ -371,6 +372,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
         log(f"init: the Refiner from {cfg.init_refiner}")
         init = {**(init or {"path": None, "step": None}),
                 "refiner": {"path": str(cfg.init_refiner), "step": src_step, **_weights_provenance(cfg.init_refiner)}}
+    if ck is None and cfg.init_gains:
+        src, src_step = _load_with_step(cfg.init_gains)
+        if not hasattr(model, "init_gains"):
+            raise UsageError(f"--init-gains: {cfg.model} has no gain tables (only a variable-rate model has)")
+        if type(src) is not type(model) or src.M != model.M:
+            raise UsageError(f"--init-gains: {cfg.init_gains} is not a {cfg.model} model with M={model.M}")
+        with torch.no_grad():
+            model.log_gain.copy_(src.log_gain)
+            model.log_inverse_gain.copy_(src.log_inverse_gain)
+        log(f"init: every level's gains from {cfg.init_gains}")
+        init = {**(init or {"path": None, "step": None}),
+                "gains": {"path": str(cfg.init_gains), "step": src_step, **_weights_provenance(cfg.init_gains)}}
     stages = (ck.get("stages") or [_legacy_stage(ck)]) if ck is not None else []
     model.train_quant = cfg.quant
     if cfg.freeze == "transforms":

@@ -202,6 +202,20 @@ def test_init_gains_refuses_weights_without_gain_tables_and_models_without_them(
     assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b.pt").exists()
 
 
+def test_level_weights_of_zero_leave_those_levels_untrained_and_the_stage_records_them(tiny_data, tmp_path):
+    from mlcompress.train.loop import TrainConfig, train
+
+    weights = (0, 0, 1, 0, 0, 0)
+    cfg = TrainConfig(model=NAME, data=str(tiny_data), lmbda=None, steps=3, out=str(tmp_path / "vr.pt"), N=8, M=12,
+                      refine=4, batch=2, crop=64, lr=1e-2, threads=1, progress=False, eval_every=0,
+                      level_weights=weights)
+    train(cfg)  # without --init every gain starts at 1 (log 0)
+    ck = torch.load(tmp_path / "vr.pt", weights_only=False)
+    moved = [bool(ck["model"]["log_gain"][i].any()) for i in range(6)]
+    assert moved == [w > 0 for w in weights]  # a level never drawn gets no gradient, so Adam leaves it
+    assert ck["stages"][-1]["level_weights"] == list(weights)
+
+
 def test_train_refuses_a_lambda_for_the_variable_rate_model(tiny_data, tmp_path):
     from mlcompress.train.loop import TrainConfig, train
 

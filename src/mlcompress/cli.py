@@ -517,6 +517,7 @@ def _train_learned(args) -> int:
         batch=_or(args.batch, d.batch), crop=_or(args.crop, d.crop),
         lr=_or(args.lr, d.lr), threads=_or(args.threads, d.threads), seed=_or(args.seed, d.seed),
         resume=args.resume, init=args.init, init_refiner=args.init_refiner, init_gains=args.init_gains,
+        level_weights=args.level_weights,
         checkpoint_minutes=args.checkpoint_minutes,
         time_limit_minutes=args.time_limit, progress=not args.quiet, quant=args.quant or d.quant, freeze=args.freeze or "",
         eval_every=_or(args.eval_every, d.eval_every), device=args.device or d.device,
@@ -552,14 +553,18 @@ def _train_restore(args) -> int:
     return EXIT_OK
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    """argparse type of --groups: comma-separated integers (train checks that they fit --M)."""
+def _comma_list(kind, example: str):
+    """argparse type of a comma-separated list of ``kind`` (int for --groups' sizes, float for
+    --level-weights); train checks that the values fit."""
     import argparse
 
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of sizes like 8,8,16,32,32") from None
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a list like {example}") from None
+
+    return parse
 
 
 #: `mlcompress train MODEL`: one entry per trainable model (other trainers add theirs here).
@@ -572,7 +577,8 @@ TRAINERS = {"cae-thesis": _train_cae_thesis, "factorized": _train_learned, "hype
 #: they are refused rather than silently ignored
 _CAE_ONLY = {"epochs": "--epochs", "val_split": "--val-split", "max_steps": "--max-steps"}
 _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "init": "--init",
-              "init_refiner": "--init-refiner", "init_gains": "--init-gains", "N": "--N", "M": "--M", "refine": "--refine", "groups": "--groups",
+              "init_refiner": "--init-refiner", "init_gains": "--init-gains",
+              "level_weights": "--level-weights", "N": "--N", "M": "--M", "refine": "--refine", "groups": "--groups",
               "crop": "--crop", "quant": "--quant", "freeze": "--freeze", "eval_every": "--eval-every",
               "time_limit": "--time-limit", "device": "--device", "crops": "--crops", "bf16": "--bf16",
               "compile": "--compile", "pieces": "--pieces"}
@@ -582,7 +588,7 @@ _LOOP_ONLY = {"lmbda": "--lambda", "steps": "--steps", "resume": "--resume", "in
 _RESTORE_ONLY = {"width": "--width", "depth": "--depth", "pairs_per_image": "--pairs-per-image"}
 
 #: options of the rate-distortion loop that a restoration network has no use for
-_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "init_gains", "N", "M", "refine", "groups", "quant", "freeze", "device",
+_RD_ONLY = {k: _LOOP_ONLY[k] for k in ("lmbda", "init_refiner", "init_gains", "level_weights", "N", "M", "refine", "groups", "quant", "freeze", "device",
                                         "crops", "compile", "pieces")}
 
 
@@ -756,6 +762,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-gains",
                    help="hyperprior-ctx-vr: start every level's gain vectors from these variable-rate weights' "
                         "(the rest comes from --init; without it the gains start from sqrt(lambda ratio))")
+    t.add_argument("--level-weights", type=_comma_list(float, "2,1,1,1,1,2"),
+                   help="hyperprior-ctx-vr: how often each of the 6 levels is drawn, e.g. 2,1,1,1,1,2 "
+                        "(default: uniformly)")
     t.add_argument("--N", type=int, help="factorized/hyperprior: transform channels (default 64)")
     t.add_argument("--M", type=int, help="factorized/hyperprior: latent channels (default 96); "
                    "larger than --init's hyperprior: its weights are widened, decoding as before")
@@ -763,7 +772,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="factorized/hyperprior: end g_s with a residual CNN of this many channels at full "
                         "resolution (nn.models.Refiner; 0: none, the default); with --init from weights "
                         "without one it starts as the identity")
-    t.add_argument("--groups", type=_sizes,
+    t.add_argument("--groups", type=_comma_list(int, "8,8,16,32,32"),
                    help="hyperprior-ctx(-vr): the context model's channel groups, sizes in channel order "
                         "summing to M (e.g. 8,8,16,32,32; default: 4 equal groups); with --init from "
                         "weights with other groups the context nets start afresh")

@@ -53,6 +53,7 @@ class TrainConfig:
     init: str | None = None
     init_refiner: str | None = None  # take the Refiner alone from these weights (another level's)
     init_gains: str | None = None  # a variable-rate model's gain tables from these weights (not the rule of thumb)
+    level_weights: tuple | None = None  # a variable-rate model: how often each level is drawn (None: uniformly)
     checkpoint_minutes: float = 5.0
     time_limit_minutes: float | None = None
     clip: float = 1.0
@@ -265,8 +266,15 @@ def check_config(cfg: TrainConfig) -> None:
     if variable_rate(cfg.model):
         if cfg.lmbda is not None:
             raise UsageError(f"{cfg.model} trains every lambda of its levels (one per batch): give no --lambda")
+        levels = MODELS[cfg.model].LEVELS
+        w = cfg.level_weights
+        if w is not None and (len(w) != levels or not all(math.isfinite(v) and v >= 0 for v in w) or not sum(w) > 0):
+            raise UsageError(f"--level-weights: {levels} numbers >= 0, not all 0 (one per level), "
+                             f"got {','.join(map(str, w))}")
     else:
         require_positive("--lambda", cfg.lmbda)
+        if cfg.level_weights is not None:
+            raise UsageError(f"--level-weights: {cfg.model} has one lambda (only a variable-rate model has levels)")
     for flag, value in (("--checkpoint-minutes", cfg.checkpoint_minutes),
                         ("--time-limit", cfg.time_limit_minutes), ("clip", cfg.clip)):
         require_positive(flag, value)
@@ -410,6 +418,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     for g in opt.param_groups:
         g["lr"] = cfg.lr * g["lr_scale"]
     lambdas = _lambdas(cfg)
+    draw = None if cfg.level_weights is None else np.asarray(cfg.level_weights, float) / sum(cfg.level_weights)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed, history = 0, 0.0, []
     warm_from = None  # the step where a fresh optimizer's learning-rate warm-up began
@@ -449,7 +458,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     cfg_dict = asdict(cfg)
     stages.append({"from_step": step, "to_step": step, "lr": cfg.lr,
                    **({"lambda": cfg.lmbda} if len(lambdas) == 1 else
-                      {"lambdas": list(lambdas), "gain_lr_scale": GAIN_LR_SCALE}), "batch": cfg.batch,
+                      {"lambdas": list(lambdas), "gain_lr_scale": GAIN_LR_SCALE,
+                       **({"level_weights": list(cfg.level_weights)} if draw is not None else {})}),
+                   "batch": cfg.batch,
                    "crop": cfg.crop, "threads": cfg.threads, "seed": cfg.seed,
                    "quant": cfg.quant, "freeze": cfg.freeze, "init": init,
                    **{k: v for k, v in (("device", cfg.device), ("crops", cfg.crops), ("bf16", cfg.bf16),
@@ -498,7 +509,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     x = to_tensor(data.batch(rng, cfg.batch)).to(cfg.device, non_blocking=True)
                 lmbda = lambdas[0]
                 if len(lambdas) > 1:  # a variable-rate model: this batch's level
-                    level = int(rng.integers(len(lambdas)))
+                    level = int(rng.integers(len(lambdas)) if draw is None else rng.choice(len(lambdas), p=draw))
                     model.quality, lmbda = level + 1, lambdas[level]
                 res = rd_loss(fwd(x), x, lmbda)
                 opt.zero_grad(set_to_none=True)

@@ -275,6 +275,8 @@ def check_config(cfg: TrainConfig) -> None:
         require_positive("--lambda", cfg.lmbda)
         if cfg.level_weights is not None:
             raise UsageError(f"--level-weights: {cfg.model} has one lambda (only a variable-rate model has levels)")
+        if cfg.init_gains is not None:
+            raise UsageError(f"--init-gains: {cfg.model} has no gain tables (only a variable-rate model has)")
     for flag, value in (("--checkpoint-minutes", cfg.checkpoint_minutes),
                         ("--time-limit", cfg.time_limit_minutes), ("clip", cfg.clip)):
         require_positive(flag, value)
@@ -382,8 +384,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 "refiner": {"path": str(cfg.init_refiner), "step": src_step, **_weights_provenance(cfg.init_refiner)}}
     if ck is None and cfg.init_gains:
         src, src_step = _load_with_step(cfg.init_gains)
-        if not hasattr(model, "init_gains"):
-            raise UsageError(f"--init-gains: {cfg.model} has no gain tables (only a variable-rate model has)")
         if type(src) is not type(model) or src.M != model.M:
             raise UsageError(f"--init-gains: {cfg.init_gains} is not a {cfg.model} model with M={model.M}")
         with torch.no_grad():

@@ -108,14 +108,30 @@ def tiny_model(arch: str, seed: int = 0, refine: int = 0):
     return model
 
 
+#: the variable-rate model's architecture, name and weights file (one for every quality)
+VR_ARCH = "hyperprior-ctx-vr"
+
+
+def tiny_vr_model(seed: int = 0):
+    """A tiny variable-rate model (with a Refiner) whose gains start as training starts them from level 3."""
+    from mlcompress.codecs.learned import LAMBDAS
+
+    model = tiny_model(VR_ARCH, seed=seed, refine=4)
+    model.init_gains(LAMBDAS, LAMBDAS[2])
+    return model
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
-    """A folder with tiny random weights for quality 3 of every learned codec."""
+    """A folder with tiny random weights for quality 3 of every learned codec, and the variable-rate
+    model's one file for every quality."""
     pytest.importorskip("torch")
     pytest.importorskip("safetensors")
+    from mlcompress.codecs.learned import LAMBDAS
     from mlcompress.train.export import write_weights
 
     d = tmp_path_factory.mktemp("weights")
     for arch in LEARNED_ARCHS:
         write_weights(tiny_model(arch, refine=4 if arch in REFINED_ARCHS else 0), f"{arch}-q3", 0.013, d)
+    write_weights(tiny_vr_model(), VR_ARCH, LAMBDAS, d)
     return d

@@ -19,37 +19,19 @@ from mlcompress import container as mlc  # noqa: E402
 from mlcompress import registry  # noqa: E402
 from mlcompress.codecs.learned import LAMBDAS, WEIGHTS_DIR  # noqa: E402
 from mlcompress.errors import CorruptDataError, ModelMismatchError, UsageError  # noqa: E402
-from conftest import tiny_model  # noqa: E402
+from conftest import VR_ARCH as NAME, tiny_model, tiny_vr_model  # noqa: E402
 from test_train import tiny_data  # noqa: E402,F401 (the training loop's synthetic images, a fixture)
-
-NAME = "hyperprior-ctx-vr"
-
-
-def _tiny_vr(seed: int = 0):
-    """A tiny variable-rate model whose gains start as training starts them from level 3."""
-    model = tiny_model(NAME, seed=seed, refine=4)
-    model.init_gains(LAMBDAS, LAMBDAS[2])
-    return model
-
-
-@pytest.fixture(scope="module")
-def vr_weights(tmp_path_factory):
-    from mlcompress.train.export import write_weights
-
-    d = tmp_path_factory.mktemp("vr-weights")
-    write_weights(_tiny_vr(), NAME, LAMBDAS, d)
-    return d
 
 
 @pytest.fixture
-def codec(vr_weights, monkeypatch):
+def codec(tiny_weights, monkeypatch):
     c = registry.get(NAME)
-    monkeypatch.setattr(c, "weights_dir", vr_weights)
+    monkeypatch.setattr(c, "weights_dir", tiny_weights)
     return c
 
 
 def test_integer_qualities_use_their_levels_gains_and_fractional_ones_the_geometric_interpolation():
-    model = _tiny_vr()
+    model = tiny_vr_model()
     with torch.no_grad():
         model.log_gain.normal_()
         model.log_inverse_gain.normal_()
@@ -121,7 +103,7 @@ def test_a_file_written_with_other_weights_is_refused(codec, tmp_path, monkeypat
     from mlcompress.train.export import write_weights
 
     data = codec.encode(np.full((16, 16, 3), 99, np.uint8), 2.5)
-    write_weights(_tiny_vr(seed=1), NAME, LAMBDAS, tmp_path)
+    write_weights(tiny_vr_model(seed=1), NAME, LAMBDAS, tmp_path)
     monkeypatch.setattr(codec, "weights_dir", tmp_path)
     with pytest.raises(ModelMismatchError):
         codec.decode(data)
@@ -167,15 +149,15 @@ def test_training_from_hyperprior_ctx_weights_runs_every_level_and_exports_weigh
 
 
 def test_init_gains_takes_every_levels_gains_from_variable_rate_weights_and_the_rest_from_init(
-        tiny_data, vr_weights, tmp_path):
+        tiny_data, tiny_weights, tmp_path):
     from mlcompress.train.export import write_weights
     from mlcompress.train.loop import TrainConfig, train
     from mlcompress.weights import load_weights
 
     write_weights(tiny_model("hyperprior-ctx", seed=5, refine=4), "hyperprior-ctx-q4", LAMBDAS[3], tmp_path)
-    source = load_weights(vr_weights / f"{NAME}.safetensors")[0]
+    source = load_weights(tiny_weights / f"{NAME}.safetensors")[0]
     transforms = load_weights(tmp_path / "hyperprior-ctx-q4.safetensors")[0]
-    gains = str(vr_weights / f"{NAME}.safetensors")
+    gains = str(tiny_weights / f"{NAME}.safetensors")
     cfg = TrainConfig(model=NAME, data=str(tiny_data), lmbda=None, steps=1, out=str(tmp_path / "vr.pt"), N=8, M=12,
                       refine=4, batch=2, crop=64, lr=0.0, threads=1, progress=False, eval_every=0,
                       init=str(tmp_path / "hyperprior-ctx-q4.safetensors"), init_gains=gains)

@@ -18,7 +18,8 @@ from conftest import LEARNED_ARCHS, tiny_model  # noqa: E402
 
 
 #: each refining encoder and the codec whose files it writes
-REFINERS = {"hyperprior-sga": "hyperprior", "hyperprior-ctx-sga": "hyperprior-ctx"}
+REFINERS = {"hyperprior-sga": "hyperprior", "hyperprior-ctx-sga": "hyperprior-ctx",
+            "hyperprior-ctx-vr-sga": "hyperprior-ctx-vr"}
 
 
 @pytest.fixture
@@ -124,12 +125,29 @@ def test_a_refining_encoder_writes_files_of_its_plain_codec_that_every_decoder_r
     img = rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)
     data = sga.encode(img, 3)
     c = mlc.unpack(data)
-    assert c.codec == plain and c.model == f"{plain}-q3"
+    assert c.codec == plain and c.model == registry.get(plain).model_name(3)
     out = mlcompress.decode(data)
     assert out.shape == img.shape
     assert np.array_equal(out, registry.get(plain).decode(data))
     assert np.array_equal(out, sga.decode(data))
     assert data != registry.get(plain).encode(img, 3)
+
+
+def test_the_variable_rate_refining_encoder_fits_a_fractional_quality_to_its_interpolated_lambda(tiny_weights, monkeypatch, rng):
+    import mlcompress.nn.refine as nn_refine
+
+    for n in ("hyperprior-ctx-vr", "hyperprior-ctx-vr-sga"):
+        monkeypatch.setattr(registry.get(n), "weights_dir", tiny_weights)
+    sga = registry.get("hyperprior-ctx-vr-sga")
+    seen = []
+    real = nn_refine.refine
+    monkeypatch.setattr(nn_refine, "refine", lambda m, x, lmbda, **k: seen.append((m.quality, lmbda)) or real(m, x, lmbda, **k))
+    img = rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)
+    data = sga.encode(img, 2.5)
+    lam = (learned.LAMBDAS[1] * learned.LAMBDAS[2]) ** 0.5
+    assert len(seen) == 1 and seen[0][0] == 2.5 and seen[0][1] == pytest.approx(lam)
+    assert mlc.unpack(data).params == {"quality": 2.5}
+    assert np.array_equal(registry.get("hyperprior-ctx-vr").decode(data), mlcompress.decode(data))
 
 
 def test_hyperprior_sga_refuses_files_of_other_codecs(sga):
@@ -144,17 +162,21 @@ def test_images_too_large_to_refine_are_refused_before_any_work(sga, monkeypatch
         sga.encode(np.zeros((65, 64, 3), np.uint8), 3)
 
 
-def test_refinement_lowers_the_real_rate_distortion_cost_of_a_kodak_crop(kodak_images):
-    """lambda * 255^2 * MSE + bpp measured on the decoded file, with the shipped q3 weights."""
+@pytest.mark.parametrize("name,quality", [("hyperprior-sga", 3), ("hyperprior-ctx-vr-sga", 2.5)])
+def test_refinement_lowers_the_real_rate_distortion_cost_of_a_kodak_crop(name, quality, kodak_images):
+    """lambda * 255^2 * MSE + bpp measured on the decoded file, with the shipped weights; the
+    variable-rate model's at a quality between two trained levels, with its interpolated lambda."""
     from mlcompress.metrics import psnr
 
-    if not learned.weights_path("hyperprior-q3").is_file():
-        pytest.skip("no shipped hyperprior-q3 weights yet")
+    plain = REFINERS[name]
+    if not learned.weights_path(registry.get(plain).model_name(quality)).is_file():
+        pytest.skip(f"no shipped {plain} weights for quality {quality} yet")
     img = np.ascontiguousarray(kodak_images[1][128:320, 192:448])  # kodim07, 256x192
+    lmbda = registry.get(name).lmbda(quality)
     costs = {}
-    for name in ("hyperprior", "hyperprior-sga"):
-        data = registry.get(name).encode(img, 3)
+    for n in (plain, name):
+        data = registry.get(n).encode(img, quality)
         out = mlcompress.decode(data)
         mse = np.mean((out.astype(np.float64) - img) ** 2)
-        costs[name] = (learned.LAMBDAS[2] * mse + 8 * len(data) / img[..., 0].size, psnr(img, out))
-    assert costs["hyperprior-sga"][0] < 0.97 * costs["hyperprior"][0], costs
+        costs[n] = (lmbda * mse + 8 * len(data) / img[..., 0].size, psnr(img, out))
+    assert costs[name][0] < 0.97 * costs[plain][0], costs

@@ -47,6 +47,34 @@ def test_the_search_keeps_the_setting_nearest_the_target_whichever_way_the_knob_
                 assert abs(math.log(other / target)) >= abs(math.log(got.bpp / target))
 
 
+class _SmoothKnob:
+    """A stand-in codec whose file size grows smoothly with a non-integer quality in 1..6, counting its encodes."""
+
+    name, lossless, quality_integer, quality_range, bench_qualities = "smooth", False, False, (1, 6), (1, 6)
+
+    def __init__(self):
+        self.calls = 0
+
+    def check_quality(self, q):
+        return float(q)
+
+    def encode(self, img, q):
+        self.calls += 1
+        return bytes(int(100 * math.exp(q)))
+
+
+def test_a_non_integer_knob_search_stops_once_a_file_lands_within_one_percent_of_the_target(monkeypatch):
+    img = np.zeros((10, 10, 3), np.uint8)
+    target = 8 * 100 * math.exp(3.3) / 100
+    codec = _SmoothKnob()
+    got = search.encode_near_bpp(codec, img, target)
+    assert abs(got.bpp / target - 1) <= search.FLOAT_TOLERANCE
+    monkeypatch.setattr(search, "FLOAT_TOLERANCE", 0.0)
+    full = _SmoothKnob()
+    search.encode_near_bpp(full, img, target)
+    assert codec.calls <= full.calls - 4, (codec.calls, full.calls)
+
+
 def test_a_target_no_setting_reaches_is_refused_naming_the_bpp_reached():
     img = _photo()
     with pytest.raises(UsageError, match=r"jpeg cannot reach 0.001 bpp on the image: the nearest it reaches is "
